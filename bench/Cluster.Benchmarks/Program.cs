@@ -1,0 +1,19 @@
+using BenchmarkDotNet.Running;
+using Cluster.Benchmarks;
+
+if (args.Length > 1 && args[0] == "quick" && args[1] == "layers")
+{
+    LayerProfile.Run(args.Length > 2 ? args[2] : "lenet", args.Length > 3 ? int.Parse(args[3]) : 1);
+    return;
+}
+if (args.Length > 1 && args[0] == "quick" && args[1] == "shapes")
+{
+    ShapeProfile.Run(args.Length > 2 ? int.Parse(args[2]) : 1);
+    return;
+}
+if (args.Length > 0 && args[0] == "quick")
+{
+    QuickBench.Run();
+    return;
+}
+BenchmarkSwitcher.FromAssembly(typeof(GemmBenchmarks).Assembly).Run(args);

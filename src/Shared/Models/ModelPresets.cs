@@ -1,0 +1,53 @@
+namespace Cluster.Models;
+
+/// <summary>The named models a user can pick with <c>--model NAME</c>.</summary>
+public static class ModelPresets
+{
+    private static readonly Dictionary<string, string> Specs = new()
+    {
+        // 784-256-128-10 multilayer perceptron.
+        ["mlp"] = """
+            input 1 28 28
+            flatten
+            dense 256
+            relu
+            dense 128
+            relu
+            dense 10
+            """,
+        // The LeNet-style CNN of DESIGN.md: 225,034 parameters.
+        ["lenet"] = """
+            input 1 28 28
+            conv2d 32 3
+            relu
+            maxpool2d 2
+            conv2d 64 3
+            relu
+            maxpool2d 2
+            flatten
+            dense 128
+            relu
+            dense 10
+            """,
+    };
+
+    /// <summary>The preset names.</summary>
+    public static IReadOnlyCollection<string> Names => Specs.Keys;
+
+    /// <summary>
+    /// Resolves <paramref name="model"/>: a preset name, or the path of a spec file.
+    /// Throws <see cref="ModelSpecException"/> for anything else.
+    /// </summary>
+    public static ModelSpec Resolve(string model)
+    {
+        if (Specs.TryGetValue(model, out var text))
+        {
+            return ModelSpec.Parse(text, model);
+        }
+        if (File.Exists(model))
+        {
+            return ModelSpec.Parse(File.ReadAllText(model), Path.GetFileNameWithoutExtension(model));
+        }
+        throw new ModelSpecException($"unknown model '{model}': use one of {string.Join(", ", Specs.Keys)} or the path of a model spec file");
+    }
+}

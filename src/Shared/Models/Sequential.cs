@@ -1,0 +1,188 @@
+using Cluster.Layers;
+using Cluster.Tensors;
+
+namespace Cluster.Models;
+
+/// <summary>
+/// A network as a chain of layers, with one flat parameter buffer and one flat gradient buffer
+/// that every layer views into: a push or pull of the whole model is one span, and a parameter
+/// server shard is a range of it. Activations and their gradients are allocated once for the
+/// largest batch seen and reused, so a training step allocates nothing.
+/// </summary>
+public sealed class Sequential
+{
+    private readonly List<Layer> _layers;
+    private Tensor[] _activations = [];
+    private Tensor[] _activationGrads = [];
+    private int _capacity;
+    private Tensor? _input;
+    private ThreadTeam _team = ThreadTeam.Single;
+
+    /// <summary>Builds the layers of <paramref name="spec"/> and lays out their parameters; call <see cref="Initialize"/> next.</summary>
+    public Sequential(ModelSpec spec)
+    {
+        Spec = spec;
+        _layers = spec.CreateLayers();
+        Loss = Cluster.Layers.Loss.Create(spec.LossName);
+        var named = new List<NamedParameter>();
+        int total = 0;
+        for (int i = 0; i < _layers.Count; i++)
+        {
+            foreach (var p in _layers[i].Parameters)
+            {
+                named.Add(new NamedParameter($"{i}.{p.Name}", total, p.Shape, p.Decays));
+                total += Tensor.Product(p.Shape);
+            }
+        }
+        Parameters = new float[total];
+        Gradients = new float[total];
+        NamedParameters = named;
+        int index = 0;
+        foreach (var layer in _layers)
+        {
+            var weights = new Tensor[layer.Parameters.Count];
+            var grads = new Tensor[weights.Length];
+            for (int j = 0; j < weights.Length; j++, index++)
+            {
+                weights[j] = new Tensor(Parameters, named[index].Offset, named[index].Shape);
+                grads[j] = new Tensor(Gradients, named[index].Offset, named[index].Shape);
+            }
+            layer.Bind(weights, grads);
+        }
+    }
+
+    /// <summary>The spec this model was built from.</summary>
+    public ModelSpec Spec { get; }
+
+    /// <summary>The layers, in order.</summary>
+    public IReadOnlyList<Layer> Layers => _layers;
+
+    /// <summary>The training loss.</summary>
+    public Loss Loss { get; }
+
+    /// <summary>All parameters, back to back in layer order.</summary>
+    public float[] Parameters { get; }
+
+    /// <summary>The gradient of every parameter, laid out as <see cref="Parameters"/>.</summary>
+    public float[] Gradients { get; }
+
+    /// <summary>Each parameter tensor's name and place in the flat buffers.</summary>
+    public IReadOnlyList<NamedParameter> NamedParameters { get; }
+
+    /// <summary>Number of parameters.</summary>
+    public int ParameterCount => Parameters.Length;
+
+    /// <summary>Per-sample input shape.</summary>
+    public int[] InputShape => Spec.InputShape;
+
+    /// <summary>Per-sample output shape.</summary>
+    public int[] OutputShape => _layers[^1].OutputShape;
+
+    /// <summary>Threads the layers use; default one.</summary>
+    public ThreadTeam Team
+    {
+        get => _team;
+        set
+        {
+            _team = value;
+            foreach (var layer in _layers)
+            {
+                layer.Team = value;
+            }
+        }
+    }
+
+    /// <summary>Initialises every parameter from <paramref name="seed"/> (He or Xavier normal weights, zero biases) and seeds dropout.</summary>
+    public void Initialize(ulong seed)
+    {
+        int index = 0;
+        for (int i = 0; i < _layers.Count; i++)
+        {
+            var layer = _layers[i];
+            layer.Seed(SeededRandom.Derive(seed, (ulong)(1000 + i)).NextUInt64());
+            for (int j = 0; j < layer.Parameters.Count; j++, index++)
+            {
+                var spec = layer.Parameters[j];
+                var values = layer.Weights[j].Span;
+                var random = SeededRandom.Derive(seed, (ulong)index);
+                double std = spec.Init switch
+                {
+                    Initializer.He => Math.Sqrt(2.0 / spec.FanIn),
+                    Initializer.Xavier => Math.Sqrt(2.0 / (spec.FanIn + spec.FanOut)),
+                    _ => 0.0,
+                };
+                for (int k = 0; k < values.Length; k++)
+                {
+                    values[k] = std == 0.0 ? 0f : (float)(random.NextGaussian() * std);
+                }
+            }
+        }
+    }
+
+    /// <summary>Makes room for batches of up to <paramref name="maxBatch"/> samples; allocates only when growing.</summary>
+    public void Allocate(int maxBatch)
+    {
+        if (maxBatch <= _capacity)
+        {
+            return;
+        }
+        _capacity = maxBatch;
+        _activations = new Tensor[_layers.Count];
+        _activationGrads = new Tensor[_layers.Count];
+        for (int i = 0; i < _layers.Count; i++)
+        {
+            _activations[i] = Tensor.Zeros([maxBatch, .. _layers[i].OutputShape]);
+            _activationGrads[i] = Tensor.Zeros([maxBatch, .. _layers[i].OutputShape]);
+            _layers[i].Allocate(maxBatch);
+        }
+    }
+
+    /// <summary>The gradient buffer of the output, where the loss writes d(loss)/d(output).</summary>
+    public Tensor OutputGradient => _activationGrads[^1];
+
+    /// <summary>
+    /// Runs the network on <paramref name="input"/> ([batch, ...InputShape]) and returns the output
+    /// tensor, which the model owns and overwrites on the next call.
+    /// </summary>
+    public Tensor Forward(Tensor input, bool training)
+    {
+        if (input.SampleSize != Tensor.Product(InputShape))
+        {
+            throw new ArgumentException($"input of {input.SampleSize} values per sample does not match the model's input {Tensor.ShapeText(InputShape)}");
+        }
+        int batch = input.BatchSize;
+        Allocate(batch);
+        _input = input;
+        var x = input;
+        for (int i = 0; i < _layers.Count; i++)
+        {
+            var y = _activations[i];
+            y.SetBatchSize(batch);
+            _activationGrads[i].SetBatchSize(batch);
+            _layers[i].Forward(x, y, training);
+            x = y;
+        }
+        return x;
+    }
+
+    /// <summary>
+    /// Backpropagates <see cref="OutputGradient"/> through every layer, adding to
+    /// <see cref="Gradients"/>. Call <see cref="ZeroGradients"/> first to start a fresh step.
+    /// </summary>
+    public void Backward()
+    {
+        if (_input is null)
+        {
+            throw new InvalidOperationException("Backward needs a Forward first");
+        }
+        for (int i = _layers.Count - 1; i >= 0; i--)
+        {
+            var x = i == 0 ? _input : _activations[i - 1];
+            var dx = i == 0 ? null : _activationGrads[i - 1];
+            _layers[i].Backward(x, _activations[i], _activationGrads[i], dx);
+        }
+    }
+
+    /// <summary>Sets every parameter gradient to zero.</summary>
+    public void ZeroGradients() => Array.Clear(Gradients);
+}
