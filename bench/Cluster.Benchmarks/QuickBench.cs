@@ -36,6 +36,16 @@ public static class QuickBench
         }
     }
 
+    /// <summary>One SGEMM size and thread count, many runs (<c>quick gemm SIZE THREADS</c>).</summary>
+    public static void Gemm(int size, int threads)
+    {
+        var bench = new GemmBenchmarks { Size = size, Threads = threads };
+        bench.Setup();
+        double median = MedianSeconds(bench.Sgemm, 200);
+        Console.WriteLine($"sgemm {size}³ threads={threads}: median {median * 1e3:F2} ms, {bench.Flops / median / 1e9:F1} GFLOP/s");
+        bench.Cleanup();
+    }
+
     private static double MedianSeconds(Action action, int runs)
     {
         for (int i = 0; i < 5; i++)

@@ -9,7 +9,8 @@ namespace Cluster.Training;
 /// <param name="Loss">Mean loss per sample.</param>
 /// <param name="Accuracy">Fraction of samples whose highest output is the label, in [0, 1].</param>
 /// <param name="Count">Samples evaluated.</param>
-public readonly record struct Evaluation(double Loss, double Accuracy, int Count);
+/// <param name="ClassAccuracy">Accuracy on the samples of each class (0 for a class with none).</param>
+public sealed record Evaluation(double Loss, double Accuracy, int Count, double[] ClassAccuracy);
 
 /// <summary>
 /// One model, one optimizer, and the step that joins them: zero the gradients, forward, loss,
@@ -75,6 +76,8 @@ public sealed class Trainer
         var labels = new int[batchSize];
         double lossSum = 0;
         int correct = 0;
+        var classCorrect = new int[data.Classes];
+        var classTotal = new int[data.Classes];
         for (int start = 0; start < data.Count; start += batchSize)
         {
             int count = Math.Min(batchSize, data.Count - start);
@@ -88,12 +91,15 @@ public sealed class Trainer
             lossSum += model.Loss.Forward(output, labels.AsSpan(0, count)) * (double)count;
             for (int i = 0; i < count; i++)
             {
+                classTotal[labels[i]]++;
                 if (TensorPrimitives.IndexOfMax(output.Sample(i)) == labels[i])
                 {
                     correct++;
+                    classCorrect[labels[i]]++;
                 }
             }
         }
-        return new Evaluation(lossSum / Math.Max(1, data.Count), (double)correct / Math.Max(1, data.Count), data.Count);
+        var classAccuracy = classCorrect.Select((c, k) => classTotal[k] == 0 ? 0.0 : (double)c / classTotal[k]).ToArray();
+        return new Evaluation(lossSum / Math.Max(1, data.Count), (double)correct / Math.Max(1, data.Count), data.Count, classAccuracy);
     }
 }

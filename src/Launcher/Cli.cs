@@ -1,0 +1,47 @@
+using System.CommandLine;
+using Cluster.Checkpoints;
+using Cluster.Data;
+using Cluster.Launcher.Commands;
+using Cluster.Models;
+using Cluster.Training;
+
+namespace Cluster.Launcher;
+
+/// <summary>
+/// The <c>cluster</c> command line. Every error a user can cause (a bad flag, an unknown model, a
+/// missing or corrupt file) ends as one line on stderr and exit code 2; success is 0.
+/// </summary>
+public static class Cli
+{
+    /// <summary>Exit code for bad input.</summary>
+    public const int UsageError = 2;
+
+    /// <summary>Parses <paramref name="args"/> and runs the command.</summary>
+    public static int Run(string[] args, TextWriter output, TextWriter error)
+    {
+        var root = new RootCommand("Cluster: distributed data-parallel training of neural networks, with its own CPU engine.")
+        {
+            TrainCommand.Create(output),
+            EvaluateCommand.Create(output),
+            SummaryCommand.Create(output),
+        };
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var e in parse.Errors)
+            {
+                error.WriteLine($"error: {e.Message}");
+            }
+            return UsageError;
+        }
+        try
+        {
+            return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
+        }
+        catch (Exception e) when (e is InvalidOptionException or ModelSpecException or DataFormatException or CheckpointException)
+        {
+            error.WriteLine($"error: {e.Message}");
+            return UsageError;
+        }
+    }
+}

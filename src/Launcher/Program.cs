@@ -1,0 +1,3 @@
+using Cluster.Launcher;
+
+return Cli.Run(args, Console.Out, Console.Error);

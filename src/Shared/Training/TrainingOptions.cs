@@ -1,0 +1,103 @@
+using Cluster.Models;
+using Cluster.Optim;
+
+namespace Cluster.Training;
+
+/// <summary>
+/// Everything that decides a training run. Each default is stated here once; the command line and
+/// configuration bind onto these names, and <see cref="Validate"/> runs before any work starts.
+/// </summary>
+public sealed record TrainingOptions
+{
+    /// <summary>A preset name (<c>lenet</c>, <c>mlp</c>) or the path of a model spec file. Default <c>lenet</c>.</summary>
+    public string Model { get; init; } = "lenet";
+
+    /// <summary>Passes over the training set; at least 1. Default 2.</summary>
+    public int Epochs { get; init; } = 2;
+
+    /// <summary>Samples per step; at least 1. Default 64.</summary>
+    public int Batch { get; init; } = 64;
+
+    /// <summary>Step size; positive. Default 0.01.</summary>
+    public float LearningRate { get; init; } = 0.01f;
+
+    /// <summary>Optimizer: sgd, momentum, nesterov or adam. Default momentum (μ = 0.9).</summary>
+    public string Optimizer { get; init; } = "momentum";
+
+    /// <summary>L2 weight decay on weights (not biases); ≥ 0. Default 0.</summary>
+    public float WeightDecay { get; init; }
+
+    /// <summary>Seed of the initial weights, the shuffles and dropout. Default 1.</summary>
+    public ulong Seed { get; init; } = 1;
+
+    /// <summary>Compute threads; at least 1. Default: the machine's core count.</summary>
+    public int Threads { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>Data: <c>embedded</c>, a directory of Fashion-MNIST IDX files, or null for the system copy when installed, else the embedded subset.</summary>
+    public string? Data { get; init; }
+
+    /// <summary>Checkpoint file written at the end (safetensors), or null.</summary>
+    public string? Save { get; init; }
+
+    /// <summary>File receiving one JSON object per epoch, or null.</summary>
+    public string? Metrics { get; init; }
+
+    /// <summary>Throws <see cref="InvalidOptionException"/> for the first setting out of range; resolves the model (which may throw <see cref="ModelSpecException"/>).</summary>
+    public ModelSpec Validate()
+    {
+        if (Epochs < 1)
+        {
+            throw new InvalidOptionException($"--epochs {Epochs} is not allowed: use 1 or more");
+        }
+        if (Batch < 1)
+        {
+            throw new InvalidOptionException($"--batch {Batch} is not allowed: use 1 or more");
+        }
+        if (!(LearningRate > 0f) || float.IsInfinity(LearningRate))
+        {
+            throw new InvalidOptionException($"--lr {LearningRate} is not allowed: use a number greater than 0");
+        }
+        if (!(WeightDecay >= 0f) || float.IsInfinity(WeightDecay))
+        {
+            throw new InvalidOptionException($"--weight-decay {WeightDecay} is not allowed: use 0 or more");
+        }
+        if (Threads < 1)
+        {
+            throw new InvalidOptionException($"--threads {Threads} is not allowed: use 1 or more");
+        }
+        if (!OptimizerOptions.Names.Contains(Optimizer))
+        {
+            throw new InvalidOptionException($"--optimizer '{Optimizer}' is not known: use one of {string.Join(", ", OptimizerOptions.Names)}");
+        }
+        CheckOutputPath(Save, "--save");
+        CheckOutputPath(Metrics, "--metrics");
+        return ModelPresets.Resolve(Model);
+    }
+
+    /// <summary>The optimizer settings these options imply.</summary>
+    public OptimizerOptions OptimizerOptions => new()
+    {
+        Name = Optimizer,
+        LearningRate = LearningRate,
+        WeightDecay = WeightDecay,
+    };
+
+    /// <summary>Checks that an output file can be created: its directory exists and it is not a directory.</summary>
+    public static void CheckOutputPath(string? path, string flag)
+    {
+        if (path is null)
+        {
+            return;
+        }
+        string full = Path.GetFullPath(path);
+        string? directory = Path.GetDirectoryName(full);
+        if (directory is not null && !Directory.Exists(directory))
+        {
+            throw new InvalidOptionException($"{flag} '{path}': directory '{directory}' does not exist");
+        }
+        if (Directory.Exists(full))
+        {
+            throw new InvalidOptionException($"{flag} '{path}' is a directory: give a file name");
+        }
+    }
+}

@@ -1,0 +1,97 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Cluster.Data;
+using Cluster.Models;
+using Cluster.Optim;
+using Cluster.Tensors;
+
+namespace Cluster.Training;
+
+/// <summary>Receives a training run's progress (a terminal view, a log, a test).</summary>
+public interface ITrainingObserver
+{
+    /// <summary>An epoch is starting with <paramref name="batches"/> steps.</summary>
+    void EpochStarted(int epoch, int batches);
+
+    /// <summary>A step finished; <paramref name="imagesPerSec"/> is the epoch's rate so far.</summary>
+    void BatchDone(int epoch, int batch, float loss, double imagesPerSec);
+
+    /// <summary>The epoch's training is over and the test set is being evaluated.</summary>
+    void Evaluating(int epoch);
+
+    /// <summary>An epoch finished and was evaluated.</summary>
+    void EpochDone(EpochResult result);
+}
+
+/// <summary>
+/// Single-process training: the model trains on the training split in seeded mini-batches,
+/// is evaluated on the test split after every epoch, and the per-epoch results go to the observer
+/// and, as JSON lines, to the metrics file.
+/// </summary>
+public sealed class TrainingRun
+{
+    private readonly TrainingOptions _options;
+    private readonly FashionMnist _data;
+
+    /// <summary>Prepares a run; <paramref name="options"/> must have been validated.</summary>
+    public TrainingRun(TrainingOptions options, ModelSpec spec, FashionMnist data)
+    {
+        _options = options;
+        _data = data;
+        Model = new Sequential(spec);
+        Model.Initialize(options.Seed);
+    }
+
+    /// <summary>The model being trained.</summary>
+    public Sequential Model { get; }
+
+    /// <summary>Runs every epoch; returns the results in order. Stops early, between steps, when <paramref name="cancel"/> fires.</summary>
+    public IReadOnlyList<EpochResult> Run(ITrainingObserver observer, CancellationToken cancel = default)
+    {
+        using var team = new ThreadTeam(_options.Threads);
+        Model.Team = team;
+        var optimizer = Optimizer.Create(_options.OptimizerOptions, Model.NamedParameters);
+        var trainer = new Trainer(Model, optimizer, _options.Batch);
+        var batches = new BatchIterator(_data.Train, _options.Batch, _options.Seed);
+        var results = new List<EpochResult>();
+        using var metrics = _options.Metrics is null ? null : new StreamWriter(_options.Metrics, append: false);
+        for (int epoch = 1; epoch <= _options.Epochs && !cancel.IsCancellationRequested; epoch++)
+        {
+            var clock = Stopwatch.StartNew();
+            batches.StartEpoch(epoch);
+            observer.EpochStarted(epoch, batches.BatchesPerEpoch);
+            double lossSum = 0;
+            int steps = 0, images = 0;
+            for (int b = 0; b < batches.BatchesPerEpoch && !cancel.IsCancellationRequested; b++)
+            {
+                trainer.Images.SetBatchSize(_options.Batch);
+                int count = batches.Next(trainer.Images.Span, trainer.Labels);
+                float loss = trainer.Step(count);
+                lossSum += loss;
+                steps++;
+                images += count;
+                observer.BatchDone(epoch, b + 1, loss, images / clock.Elapsed.TotalSeconds);
+            }
+            double trainSeconds = clock.Elapsed.TotalSeconds;
+            observer.Evaluating(epoch);
+            var test = Trainer.Evaluate(Model, _data.Test);
+            var result = new EpochResult
+            {
+                Epoch = epoch,
+                TrainLoss = lossSum / Math.Max(1, steps),
+                TestLoss = test.Loss,
+                TestAccuracy = test.Accuracy,
+                ImagesPerSec = images / trainSeconds,
+                Seconds = clock.Elapsed.TotalSeconds,
+            };
+            results.Add(result);
+            if (metrics is not null)
+            {
+                metrics.WriteLine(JsonSerializer.Serialize(result));
+                metrics.Flush();
+            }
+            observer.EpochDone(result);
+        }
+        return results;
+    }
+}

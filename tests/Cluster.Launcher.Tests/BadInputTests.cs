@@ -1,0 +1,86 @@
+namespace Cluster.Launcher.Tests;
+
+/// <summary>Every user error ends as one line naming the bad value, exit code 2, and no output file.</summary>
+public sealed class BadInputTests
+{
+    [Theory]
+    [InlineData("--model", "resnet9000", "resnet9000")]
+    [InlineData("--lr", "0", "--lr 0")]
+    [InlineData("--lr", "-0.5", "--lr -0.5")]
+    [InlineData("--batch", "0", "--batch 0")]
+    [InlineData("--epochs", "0", "--epochs 0")]
+    [InlineData("--threads", "0", "--threads 0")]
+    [InlineData("--optimizer", "rmsprop9", "rmsprop9")]
+    [InlineData("--weight-decay", "-1", "--weight-decay -1")]
+    [InlineData("--data", "/no/such/fashion-mnist", "/no/such/fashion-mnist")]
+    public void TrainRejectsBadValueInOneLine(string flag, string value, string named)
+    {
+        using var scratch = new ScratchDirectory();
+        string metrics = scratch.File("metrics.jsonl");
+        string[] args = flag == "--epochs"
+            ? ["train", flag, value, "--metrics", metrics]
+            : ["train", flag, value, "--metrics", metrics, "--epochs", "1"];
+        var (code, _, error) = CliRunner.Run(args);
+        Assert.Equal(Cli.UsageError, code);
+        string line = Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains(named, line);
+        Assert.False(File.Exists(metrics), "no metrics file is written for a run that never started");
+    }
+
+    [Fact]
+    public void NonNumericFlagIsAParseErrorWithExitTwo()
+    {
+        var (code, _, error) = CliRunner.Run("train", "--epochs", "many");
+        Assert.Equal(Cli.UsageError, code);
+        Assert.Contains("many", error);
+    }
+
+    [Fact]
+    public void SaveIntoMissingDirectoryIsRejectedBeforeTraining()
+    {
+        var (code, output, error) = CliRunner.Run("train", "--model", "mlp", "--save", "/no/such/dir/model.safetensors");
+        Assert.Equal(Cli.UsageError, code);
+        Assert.Contains("/no/such/dir", error);
+        Assert.DoesNotContain("epoch", output);
+    }
+
+    [Fact]
+    public void CorruptedIdxFileIsNamed()
+    {
+        using var scratch = new ScratchDirectory();
+        foreach (string name in new[] { "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte" })
+        {
+            File.WriteAllBytes(scratch.File(name), [0, 0, 8, 3, 0, 0, 0, 9]);
+        }
+        var (code, _, error) = CliRunner.Run("train", "--data", scratch.Path, "--epochs", "1");
+        Assert.Equal(Cli.UsageError, code);
+        Assert.Contains("idx", error, StringComparison.OrdinalIgnoreCase);
+        Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    [Fact]
+    public void CorruptedCheckpointIsNamed()
+    {
+        using var scratch = new ScratchDirectory();
+        string path = scratch.File("broken.safetensors");
+        File.WriteAllBytes(path, [200, 0, 0, 0, 0, 0, 0, 0, (byte)'{']);
+        var (code, _, error) = CliRunner.Run("evaluate", "--checkpoint", path);
+        Assert.Equal(Cli.UsageError, code);
+        Assert.Contains("broken.safetensors", error);
+    }
+
+    [Fact]
+    public void MissingCheckpointIsNamed()
+    {
+        var (code, _, error) = CliRunner.Run("evaluate", "--checkpoint", "/no/such/model.safetensors");
+        Assert.Equal(Cli.UsageError, code);
+        Assert.Contains("/no/such/model.safetensors", error);
+    }
+
+    [Fact]
+    public void UnknownCommandExitsTwo()
+    {
+        var (code, _, _) = CliRunner.Run("fly");
+        Assert.Equal(Cli.UsageError, code);
+    }
+}

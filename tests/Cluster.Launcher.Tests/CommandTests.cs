@@ -1,0 +1,45 @@
+using System.Text.Json;
+
+namespace Cluster.Launcher.Tests;
+
+/// <summary>The commands doing their real work on the embedded data.</summary>
+public sealed class CommandTests
+{
+    [Fact]
+    public void SummaryOfLenetCountsItsParameters()
+    {
+        var (code, output, _) = CliRunner.Run("summary", "--model", "lenet");
+        Assert.Equal(0, code);
+        Assert.Contains("225,034", output);
+        Assert.Contains("[64, 11, 11]", output);
+        Assert.Contains("[1600]", output);
+    }
+
+    [Fact]
+    public void TrainWritesMetricsAndCheckpointThatEvaluateReproduces()
+    {
+        using var scratch = new ScratchDirectory();
+        string metrics = scratch.File("metrics.jsonl");
+        string model = scratch.File("mlp.safetensors");
+        var (code, output, error) = CliRunner.Run("train", "--model", "mlp", "--epochs", "2", "--data", "embedded", "--metrics", metrics, "--save", model, "--threads", "2");
+        Assert.True(code == 0, error);
+        Assert.Contains("epoch 2", output);
+
+        string[] lines = File.ReadAllLines(metrics);
+        Assert.Equal(2, lines.Length);
+        using var last = JsonDocument.Parse(lines[1]);
+        var root = last.RootElement;
+        Assert.Equal(2, root.GetProperty("epoch").GetInt32());
+        foreach (string field in new[] { "train_loss", "test_loss", "test_accuracy", "images_per_sec", "seconds" })
+        {
+            Assert.True(root.GetProperty(field).GetDouble() > 0, field);
+        }
+        double accuracy = root.GetProperty("test_accuracy").GetDouble();
+        Assert.InRange(accuracy, 0.75, 1.0);
+
+        var (evalCode, evalOutput, evalError) = CliRunner.Run("evaluate", "--checkpoint", model, "--data", "embedded");
+        Assert.True(evalCode == 0, evalError);
+        Assert.Contains($"test accuracy {accuracy:P2}", evalOutput);
+        Assert.Contains("Ankle boot", evalOutput);
+    }
+}
