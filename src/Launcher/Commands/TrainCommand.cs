@@ -53,7 +53,7 @@ internal static class TrainCommand
         var spec = options.Validate();
         var data = FashionMnist.Load(options.Data);
         var run = new TrainingRun(options, spec, data);
-        output.WriteLine($"cluster train: model {spec.Name ?? options.Model} ({run.Model.ParameterCount:N0} parameters), data {data.Source} ({data.Train.Count:N0} train / {data.Test.Count:N0} test)");
+        output.WriteLine($"cluster train: model {spec.Name ?? options.Model} ({run.Model.ParameterCount:N0} parameters), data {data.Source}");
         output.WriteLine($"optimizer {options.Optimizer} lr {options.LearningRate.ToString(CultureInfo.InvariantCulture)}, batch {options.Batch}, {options.Epochs} epoch(s), {options.Threads} thread(s), seed {options.Seed}");
         var results = ProgressView.Show(output, observer => run.Run(observer, cancel));
         if (cancel.IsCancellationRequested)

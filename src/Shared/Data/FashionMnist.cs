@@ -48,7 +48,7 @@ public sealed class FashionMnist
     /// <summary>The training-split statistics applied to both splits.</summary>
     public Normalization Normalization { get; }
 
-    /// <summary>Where the data came from, for logs: the full directory path or "embedded subset (N train / M test)".</summary>
+    /// <summary>Where the data came from, for logs: "DIRECTORY (N train / M test)" or "embedded subset (N train / M test)".</summary>
     public string Source { get; }
 
     /// <summary>
@@ -111,7 +111,7 @@ public sealed class FashionMnist
         string[] sources = Array.ConvertAll(found, path => path!);
         IdxArray[] arrays = Array.ConvertAll(sources, IdxReader.Read);
         string source = Path.GetFullPath(directory);
-        return Create(arrays, sources, (_, _) => source);
+        return Create(arrays, sources, (train, test) => $"{source} ({train:N0} train / {test:N0} test)");
     }
 
     private static string ExpectedFilesText() =>

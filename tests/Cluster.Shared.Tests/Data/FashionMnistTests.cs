@@ -95,7 +95,7 @@ public sealed class FashionMnistTests : IDisposable
         Assert.Equal(2, data.Test.Count);
         Assert.Equal([0, 1, 2, 3, 4], data.Train.Labels);
         Assert.Equal([9, 8], data.Test.Labels);
-        Assert.Equal(Path.GetFullPath(_directory.Path), data.Source);
+        Assert.Equal($"{Path.GetFullPath(_directory.Path)} (5 train / 2 test)", data.Source);
     }
 
     [Fact]
@@ -104,7 +104,7 @@ public sealed class FashionMnistTests : IDisposable
         WriteSet(_directory, train: 3, test: 2, trainPixel: i => (byte)i, testPixel: i => (byte)i);
 
         Assert.Equal(Embedded.Value.Source, FashionMnist.Load("embedded").Source);
-        Assert.Equal(Path.GetFullPath(_directory.Path), FashionMnist.Load(_directory.Path).Source);
+        Assert.Equal($"{Path.GetFullPath(_directory.Path)} (3 train / 2 test)", FashionMnist.Load(_directory.Path).Source);
     }
 
     [Fact]
@@ -116,7 +116,7 @@ public sealed class FashionMnistTests : IDisposable
 
         FashionMnist data = FashionMnist.Load(null);
 
-        Assert.Equal(installed ? Path.GetFullPath(FashionMnist.SystemDirectory) : Embedded.Value.Source, data.Source);
+        Assert.Equal(installed ? $"{Path.GetFullPath(FashionMnist.SystemDirectory)} (60,000 train / 10,000 test)" : Embedded.Value.Source, data.Source);
     }
 
     [Fact]
