@@ -1,3 +1,5 @@
+using Cluster.Tests;
+
 namespace Cluster.Launcher.Tests;
 
 /// <summary>Every user error ends as one line naming the bad value, exit code 2, and no output file.</summary>

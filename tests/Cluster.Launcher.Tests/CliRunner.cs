@@ -11,19 +11,3 @@ internal static class CliRunner
         return (code, output.ToString(), error.ToString());
     }
 }
-
-/// <summary>A temporary directory removed after the test.</summary>
-internal sealed class ScratchDirectory : IDisposable
-{
-    public ScratchDirectory()
-    {
-        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "cluster-cli-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(Path);
-    }
-
-    public string Path { get; }
-
-    public string File(string name) => System.IO.Path.Combine(Path, name);
-
-    public void Dispose() => Directory.Delete(Path, recursive: true);
-}

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Cluster.Tests;
 
 namespace Cluster.Launcher.Tests;
 

@@ -15,7 +15,7 @@ internal static class TrainCommand
         var model = CommonOptions.Model();
         var epochs = new Option<int>("--epochs") { Description = "passes over the training set", DefaultValueFactory = _ => defaults.Epochs };
         var batch = new Option<int>("--batch") { Description = "samples per step", DefaultValueFactory = _ => defaults.Batch };
-        var lr = new Option<float>("--lr") { Description = "learning rate", DefaultValueFactory = _ => defaults.LearningRate };
+        var lr = new Option<float?>("--lr") { Description = "learning rate (default 0.001 for adam, 0.01 for sgd, momentum and nesterov)" };
         var optimizer = new Option<string>("--optimizer") { Description = "sgd, momentum, nesterov or adam", DefaultValueFactory = _ => defaults.Optimizer };
         var weightDecay = new Option<float>("--weight-decay") { Description = "L2 weight decay on weights (not biases)", DefaultValueFactory = _ => defaults.WeightDecay };
         var seed = new Option<ulong>("--seed") { Description = "seed of weights, shuffles and dropout", DefaultValueFactory = _ => defaults.Seed };
@@ -54,7 +54,7 @@ internal static class TrainCommand
         var data = FashionMnist.Load(options.Data);
         var run = new TrainingRun(options, spec, data);
         output.WriteLine($"cluster train: model {spec.Name ?? options.Model} ({run.Model.ParameterCount:N0} parameters), data {data.Source}");
-        output.WriteLine($"optimizer {options.Optimizer} lr {options.LearningRate.ToString(CultureInfo.InvariantCulture)}, batch {options.Batch}, {options.Epochs} epoch(s), {options.Threads} thread(s), seed {options.Seed}");
+        output.WriteLine($"optimizer {options.Optimizer} lr {options.EffectiveLearningRate.ToString(CultureInfo.InvariantCulture)}, batch {options.Batch}, {options.Epochs} epoch(s), {options.Threads} thread(s), seed {options.Seed}");
         var results = ProgressView.Show(output, observer => run.Run(observer, cancel));
         if (cancel.IsCancellationRequested)
         {

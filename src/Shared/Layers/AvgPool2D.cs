@@ -18,22 +18,11 @@ public sealed class AvgPool2D(int size, int? stride = null, int padding = 0) : P
         {
             for (int ox = 0; ox < g.OutWidth; ox++)
             {
+                var (y0, y1, x0, x1) = Window(oy, ox);
                 float sum = 0f;
-                for (int ky = 0; ky < g.KernelHeight; ky++)
+                for (int iy = y0; iy < y1; iy++)
                 {
-                    int iy = oy * g.Stride - g.Padding + ky;
-                    if ((uint)iy >= (uint)g.Height)
-                    {
-                        continue;
-                    }
-                    for (int kx = 0; kx < g.KernelWidth; kx++)
-                    {
-                        int ix = ox * g.Stride - g.Padding + kx;
-                        if ((uint)ix < (uint)g.Width)
-                        {
-                            sum += input[iy * g.Width + ix];
-                        }
-                    }
+                    sum += TensorPrimitives.Sum(input.Slice(iy * g.Width + x0, x1 - x0));
                 }
                 output[oy * g.OutWidth + ox] = sum * scale;
             }
@@ -49,22 +38,12 @@ public sealed class AvgPool2D(int size, int? stride = null, int padding = 0) : P
         {
             for (int ox = 0; ox < g.OutWidth; ox++)
             {
+                var (y0, y1, x0, x1) = Window(oy, ox);
                 float share = outputGrad[oy * g.OutWidth + ox] * scale;
-                for (int ky = 0; ky < g.KernelHeight; ky++)
+                for (int iy = y0; iy < y1; iy++)
                 {
-                    int iy = oy * g.Stride - g.Padding + ky;
-                    if ((uint)iy >= (uint)g.Height)
-                    {
-                        continue;
-                    }
-                    for (int kx = 0; kx < g.KernelWidth; kx++)
-                    {
-                        int ix = ox * g.Stride - g.Padding + kx;
-                        if ((uint)ix < (uint)g.Width)
-                        {
-                            inputGrad[iy * g.Width + ix] += share;
-                        }
-                    }
+                    var row = inputGrad.Slice(iy * g.Width + x0, x1 - x0);
+                    TensorPrimitives.Add(row, share, row);
                 }
             }
         }

@@ -38,19 +38,14 @@ public sealed class MaxPool2D(int size, int? stride = null, int padding = 0) : P
         {
             for (int ox = 0; ox < ow; ox++)
             {
-                float max = float.NegativeInfinity;
-                int best = -1;
-                for (int ky = 0; ky < g.KernelHeight; ky++)
+                var (y0, y1, x0, x1) = Window(oy, ox);
+                int best = y0 * g.Width + x0;
+                float max = input[best];
+                for (int iy = y0; iy < y1; iy++)
                 {
-                    int iy = oy * g.Stride - g.Padding + ky;
-                    if ((uint)iy >= (uint)g.Height)
+                    for (int ix = x0; ix < x1; ix++)
                     {
-                        continue;
-                    }
-                    for (int kx = 0; kx < g.KernelWidth; kx++)
-                    {
-                        int ix = ox * g.Stride - g.Padding + kx;
-                        if ((uint)ix < (uint)g.Width && (best < 0 || input[iy * g.Width + ix] > max))
+                        if (input[iy * g.Width + ix] > max)
                         {
                             max = input[iy * g.Width + ix];
                             best = iy * g.Width + ix;

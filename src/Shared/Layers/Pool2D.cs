@@ -39,6 +39,14 @@ public abstract class Pool2D : Layer
     /// <summary>The window geometry (valid once built).</summary>
     protected ConvGeometry Geometry { get; private set; }
 
+    /// <summary>The input rows [Y0, Y1) and columns [X0, X1) under output cell (oy, ox), clipped to the image.</summary>
+    protected (int Y0, int Y1, int X0, int X1) Window(int oy, int ox)
+    {
+        var g = Geometry;
+        int y = oy * g.Stride - g.Padding, x = ox * g.Stride - g.Padding;
+        return (Math.Max(0, y), Math.Min(g.Height, y + g.KernelHeight), Math.Max(0, x), Math.Min(g.Width, x + g.KernelWidth));
+    }
+
     /// <inheritdoc/>
     public override string Spec => $"{Kind} {Size}" + (Stride != Size ? $" stride={Stride}" : "") + (Padding != 0 ? $" pad={Padding}" : "");
 

@@ -40,7 +40,8 @@ public sealed class SoftmaxCrossEntropy : Loss
         for (int n = 0; n < output.BatchSize; n++)
         {
             var g = gradient.Sample(n);
-            TensorPrimitives.SoftMax(output.Sample(n), g);
+            TensorPrimitives.Subtract(output.Sample(n), TensorPrimitives.Max(output.Sample(n)), g);
+            TensorPrimitives.SoftMax(g, g);
             g[labels[n]] -= 1f;
             TensorPrimitives.Multiply(g, scale, g);
         }

@@ -133,7 +133,8 @@ public sealed class ModelSpec
             "maxpool2d" or "avgpool2d" => ["stride", "pad"],
             "dense" => ["init"],
             "leakyrelu" => ["slope"],
-            _ => [],
+            "dropout" or "relu" or "sigmoid" or "tanh" or "flatten" => [],
+            _ => throw new ModelSpecException($"model spec line '{line}': unknown layer '{kind}'; known: conv2d, maxpool2d, avgpool2d, dense, dropout, relu, leakyrelu, sigmoid, tanh, flatten"),
         };
         foreach (string key in options.Keys.Where(k => !allowed.Contains(k)))
         {

@@ -53,8 +53,7 @@ public static unsafe class Im2Col
                         int row = (c * g.KernelHeight + ki) * g.KernelWidth + kj;
                         float* dst = colsBase + (long)row * ldCols + column0;
                         int x0 = kj - g.Padding;
-                        int first = Math.Min(ow, Math.Max(0, (-x0 + g.Stride - 1) / g.Stride));
-                        int last = Math.Max(first, Math.Min(ow, (g.Width - x0 + g.Stride - 1) / g.Stride));
+                        (int first, int last) = InsideColumns(g, x0);
                         for (int y = 0; y < oh; y++, dst += ow)
                         {
                             int iy = y * g.Stride - g.Padding + ki;
@@ -105,8 +104,7 @@ public static unsafe class Im2Col
                         int row = (c * g.KernelHeight + ki) * g.KernelWidth + kj;
                         float* src = colsBase + (long)row * ldCols + column0;
                         int x0 = kj - g.Padding;
-                        int first = Math.Min(ow, Math.Max(0, (-x0 + g.Stride - 1) / g.Stride));
-                        int last = Math.Max(first, Math.Min(ow, (g.Width - x0 + g.Stride - 1) / g.Stride));
+                        (int first, int last) = InsideColumns(g, x0);
                         for (int y = 0; y < oh; y++, src += ow)
                         {
                             int iy = y * g.Stride - g.Padding + ki;
@@ -131,6 +129,14 @@ public static unsafe class Im2Col
                 }
             }
         }
+    }
+
+    /// <summary>The output columns [first, last) whose tap at column offset x0 falls inside the image.</summary>
+    private static (int First, int Last) InsideColumns(in ConvGeometry g, int x0)
+    {
+        int ow = g.OutWidth;
+        int first = Math.Min(ow, Math.Max(0, (-x0 + g.Stride - 1) / g.Stride));
+        return (first, Math.Max(first, Math.Min(ow, (g.Width - x0 + g.Stride - 1) / g.Stride)));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

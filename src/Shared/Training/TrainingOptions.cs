@@ -18,11 +18,17 @@ public sealed record TrainingOptions
     /// <summary>Samples per step; at least 1. Default 64.</summary>
     public int Batch { get; init; } = 64;
 
-    /// <summary>Step size; positive. Default 0.01.</summary>
-    public float LearningRate { get; init; } = 0.01f;
+    /// <summary>Step size; positive. Default: <see cref="DefaultLearningRate"/> of the optimizer.</summary>
+    public float? LearningRate { get; init; }
 
-    /// <summary>Optimizer: sgd, momentum, nesterov or adam. Default momentum (μ = 0.9).</summary>
-    public string Optimizer { get; init; } = "momentum";
+    /// <summary>Optimizer: sgd, momentum, nesterov (μ = 0.9) or adam. Default adam.</summary>
+    public string Optimizer { get; init; } = "adam";
+
+    /// <summary>The step size used when none is given: 0.001 for adam, 0.01 for the SGD family (PyTorch's customary values).</summary>
+    public static float DefaultLearningRate(string optimizer) => optimizer == "adam" ? 0.001f : 0.01f;
+
+    /// <summary>The step size in force: the one given, or the optimizer's default.</summary>
+    public float EffectiveLearningRate => LearningRate ?? DefaultLearningRate(Optimizer);
 
     /// <summary>L2 weight decay on weights (not biases); ≥ 0. Default 0.</summary>
     public float WeightDecay { get; init; }
@@ -53,9 +59,9 @@ public sealed record TrainingOptions
         {
             throw new InvalidOptionException($"--batch {Batch} is not allowed: use 1 or more");
         }
-        if (!(LearningRate > 0f) || float.IsInfinity(LearningRate))
+        if (!(EffectiveLearningRate > 0f) || float.IsInfinity(EffectiveLearningRate))
         {
-            throw new InvalidOptionException($"--lr {LearningRate} is not allowed: use a number greater than 0");
+            throw new InvalidOptionException($"--lr {EffectiveLearningRate} is not allowed: use a number greater than 0");
         }
         if (!(WeightDecay >= 0f) || float.IsInfinity(WeightDecay))
         {
@@ -78,7 +84,7 @@ public sealed record TrainingOptions
     public OptimizerOptions OptimizerOptions => new()
     {
         Name = Optimizer,
-        LearningRate = LearningRate,
+        LearningRate = EffectiveLearningRate,
         WeightDecay = WeightDecay,
     };
 

@@ -9,7 +9,7 @@ public sealed class FashionMnistTests : IDisposable
 
     private static readonly Lazy<FashionMnist> Embedded = new(FashionMnist.LoadEmbedded);
 
-    private readonly TempDirectory _directory = new();
+    private readonly ScratchDirectory _directory = new();
 
     public void Dispose() => _directory.Dispose();
 
@@ -194,7 +194,7 @@ public sealed class FashionMnistTests : IDisposable
     /// (or testPixel), training label i % 10 and test label 9 - i % 10.
     /// </summary>
     private static void WriteSet(
-        TempDirectory directory, int train, int test, Func<int, byte> trainPixel, Func<int, byte> testPixel, bool[]? gzip = null)
+        ScratchDirectory directory, int train, int test, Func<int, byte> trainPixel, Func<int, byte> testPixel, bool[]? gzip = null)
     {
         const int pixels = 28 * 28;
         byte[][] contents =

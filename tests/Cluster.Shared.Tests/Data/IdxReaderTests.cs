@@ -5,7 +5,7 @@ namespace Cluster.Tests.Data;
 public sealed class IdxReaderTests : IDisposable
 {
     private static readonly int[] ImageDimensions = [3, 4, 5];
-    private readonly TempDirectory _directory = new();
+    private readonly ScratchDirectory _directory = new();
 
     public void Dispose() => _directory.Dispose();
 

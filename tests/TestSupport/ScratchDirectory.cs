@@ -1,11 +1,11 @@
-namespace Cluster.Tests.Checkpoints;
+namespace Cluster.Tests;
 
-/// <summary>A fresh directory under the system temp directory, deleted with its contents on dispose.</summary>
+/// <summary>A fresh directory under the system temp directory, deleted with its contents on dispose. Shared by every test project.</summary>
 internal sealed class ScratchDirectory : IDisposable
 {
     public ScratchDirectory()
     {
-        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "cluster-checkpoint-tests-" + Guid.NewGuid().ToString("N"));
+        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "cluster-tests-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(Path);
     }
 
@@ -13,6 +13,14 @@ internal sealed class ScratchDirectory : IDisposable
 
     /// <summary>The full path of <paramref name="name"/> in this directory.</summary>
     public string File(string name) => System.IO.Path.Combine(Path, name);
+
+    /// <summary>Writes <paramref name="bytes"/> to <paramref name="name"/> in this directory and returns the full path.</summary>
+    public string Write(string name, byte[] bytes)
+    {
+        string path = File(name);
+        System.IO.File.WriteAllBytes(path, bytes);
+        return path;
+    }
 
     /// <summary>The names of the entries (files and directories) in this directory, sorted.</summary>
     public string[] Entries() =>
