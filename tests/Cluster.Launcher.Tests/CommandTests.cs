@@ -38,6 +38,10 @@ public sealed class CommandTests
         double accuracy = root.GetProperty("test_accuracy").GetDouble();
         Assert.InRange(accuracy, 0.75, 1.0);
 
+        var saved = Checkpoints.Checkpoint.Load(model).Metadata;
+        var embedded = Data.FashionMnist.LoadEmbedded();
+        Assert.Equal(embedded.Normalization, Commands.NormalizationMetadata.Read(saved, model));
+
         var (evalCode, evalOutput, evalError) = CliRunner.Run("evaluate", "--checkpoint", model, "--data", "embedded");
         Assert.True(evalCode == 0, evalError);
         Assert.Contains($"test accuracy {accuracy:P2}", evalOutput);

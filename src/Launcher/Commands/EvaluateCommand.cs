@@ -25,7 +25,7 @@ internal static class EvaluateCommand
             }
             string path = parse.GetValue(checkpoint)!;
             var loaded = Checkpoint.Load(path);
-            var dataset = FashionMnist.Load(parse.GetValue(data));
+            var dataset = FashionMnist.Load(parse.GetValue(data), NormalizationMetadata.Read(loaded.Metadata, path));
             using var team = new ThreadTeam(threadCount);
             loaded.Model.Team = team;
             var result = Trainer.Evaluate(loaded.Model, dataset.Test);

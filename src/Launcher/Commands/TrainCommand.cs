@@ -69,6 +69,8 @@ internal static class TrainCommand
                 ["cluster.epochs"] = last.Epoch.ToString(CultureInfo.InvariantCulture),
                 ["cluster.test_accuracy"] = last.TestAccuracy.ToString("F4", CultureInfo.InvariantCulture),
                 ["cluster.seed"] = options.Seed.ToString(CultureInfo.InvariantCulture),
+                [NormalizationMetadata.MeanKey] = data.Normalization.Mean.ToString("R", CultureInfo.InvariantCulture),
+                [NormalizationMetadata.StdDevKey] = data.Normalization.StdDev.ToString("R", CultureInfo.InvariantCulture),
             });
             output.WriteLine($"saved {options.Save}");
         }

@@ -54,23 +54,25 @@ public sealed class FashionMnist
     /// <summary>
     /// Loads the data named by a command-line option: "embedded" selects the embedded subset, any
     /// other text is a directory path, and null (or blank) selects <see cref="SystemDirectory"/> if
-    /// it holds the four files and the embedded subset otherwise.
+    /// it holds the four files and the embedded subset otherwise. A given
+    /// <paramref name="normalization"/> (the one a checkpoint was trained with) replaces the
+    /// statistics of this training split, so a model sees inputs scaled as in its training.
     /// </summary>
     /// <exception cref="DataFormatException">The chosen files are missing or corrupt.</exception>
-    public static FashionMnist Load(string? data)
+    public static FashionMnist Load(string? data, Normalization? normalization = null)
     {
         if (string.IsNullOrWhiteSpace(data))
         {
-            return HoldsAllFiles(SystemDirectory) ? LoadDirectory(SystemDirectory) : LoadEmbedded();
+            return HoldsAllFiles(SystemDirectory) ? LoadDirectory(SystemDirectory, normalization) : LoadEmbedded(normalization);
         }
         return string.Equals(data, EmbeddedName, StringComparison.OrdinalIgnoreCase)
-            ? LoadEmbedded()
-            : LoadDirectory(data);
+            ? LoadEmbedded(normalization)
+            : LoadDirectory(data, normalization);
     }
 
     /// <summary>Loads the subset embedded in Cluster.Shared.dll (10,000 training and 2,000 test samples).</summary>
     /// <exception cref="DataFormatException">A resource is missing or corrupt (a broken build).</exception>
-    public static FashionMnist LoadEmbedded()
+    public static FashionMnist LoadEmbedded(Normalization? normalization = null)
     {
         IdxArray[] arrays = new IdxArray[FileNames.Length];
         string[] sources = new string[FileNames.Length];
@@ -83,7 +85,7 @@ public sealed class FashionMnist
             sources[i] = "embedded:" + FileNames[i] + GzipExtension;
             arrays[i] = IdxReader.Read(stream, sources[i]);
         }
-        return Create(arrays, sources, (train, test) =>
+        return Create(arrays, sources, normalization, (train, test) =>
             string.Create(CultureInfo.InvariantCulture, $"embedded subset ({train:N0} train / {test:N0} test)"));
     }
 
@@ -93,7 +95,7 @@ public sealed class FashionMnist
     /// with ".gz" (the uncompressed file is used when both exist).
     /// </summary>
     /// <exception cref="DataFormatException">The directory or a file is missing, or a file is corrupt.</exception>
-    public static FashionMnist LoadDirectory(string directory)
+    public static FashionMnist LoadDirectory(string directory, Normalization? normalization = null)
     {
         ArgumentNullException.ThrowIfNull(directory);
         if (!Directory.Exists(directory))
@@ -111,7 +113,7 @@ public sealed class FashionMnist
         string[] sources = Array.ConvertAll(found, path => path!);
         IdxArray[] arrays = Array.ConvertAll(sources, IdxReader.Read);
         string source = Path.GetFullPath(directory);
-        return Create(arrays, sources, (train, test) => $"{source} ({train:N0} train / {test:N0} test)");
+        return Create(arrays, sources, normalization, (train, test) => $"{source} ({train:N0} train / {test:N0} test)");
     }
 
     private static string ExpectedFilesText() =>
@@ -135,7 +137,7 @@ public sealed class FashionMnist
     /// Checks the four arrays (in <see cref="FileNames"/> order, read from <paramref name="sources"/>)
     /// and builds the normalised splits.
     /// </summary>
-    private static FashionMnist Create(IdxArray[] arrays, string[] sources, Func<int, int, string> describeSource)
+    private static FashionMnist Create(IdxArray[] arrays, string[] sources, Normalization? given, Func<int, int, string> describeSource)
     {
         CheckPair(arrays[0], arrays[1], sources[0], sources[1]);
         CheckPair(arrays[2], arrays[3], sources[2], sources[3]);
@@ -149,7 +151,7 @@ public sealed class FashionMnist
                 $"'{sources[2]}' holds {testImages.Dimensions[1]}x{testImages.Dimensions[2]} images; expected {height}x{width} like '{sources[0]}'.");
         }
 
-        Normalization normalization = ComputeNormalization(trainImages.Data, sources[0]);
+        Normalization normalization = given ?? ComputeNormalization(trainImages.Data, sources[0]);
         float[] table = NormalizationTable(normalization);
         var train = new Dataset(Normalize(trainImages.Data, table), arrays[1].Data, 1, height, width, ClassNames.Length);
         var test = new Dataset(Normalize(testImages.Data, table), arrays[3].Data, 1, height, width, ClassNames.Length);

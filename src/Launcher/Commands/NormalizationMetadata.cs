@@ -1,0 +1,30 @@
+using System.Globalization;
+using Cluster.Checkpoints;
+using Cluster.Data;
+
+namespace Cluster.Launcher.Commands;
+
+/// <summary>
+/// The input normalisation a model was trained with, kept in its checkpoint's metadata so that
+/// evaluation scales pixels the same way whichever data set it then reads.
+/// </summary>
+internal static class NormalizationMetadata
+{
+    public const string MeanKey = "cluster.normalization.mean";
+    public const string StdDevKey = "cluster.normalization.std";
+
+    /// <summary>The stored normalisation, or null for a checkpoint without one.</summary>
+    public static Normalization? Read(IReadOnlyDictionary<string, string> metadata, string path)
+    {
+        if (!metadata.TryGetValue(MeanKey, out var mean) || !metadata.TryGetValue(StdDevKey, out var std))
+        {
+            return null;
+        }
+        if (!float.TryParse(mean, NumberStyles.Float, CultureInfo.InvariantCulture, out float m)
+            || !float.TryParse(std, NumberStyles.Float, CultureInfo.InvariantCulture, out float s) || !(s > 0f) || !float.IsFinite(m))
+        {
+            throw new CheckpointException($"checkpoint '{path}': metadata {MeanKey}='{mean}', {StdDevKey}='{std}' is not a finite mean and a positive standard deviation");
+        }
+        return new Normalization(m, s);
+    }
+}
