@@ -7,7 +7,7 @@ public sealed class FashionMnistTests : IDisposable
     private static readonly string[] FileNames =
         ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
 
-    private static readonly Lazy<FashionMnist> Embedded = new(FashionMnist.LoadEmbedded);
+    private static readonly Lazy<FashionMnist> Embedded = new(() => FashionMnist.LoadEmbedded());
 
     private readonly ScratchDirectory _directory = new();
 
