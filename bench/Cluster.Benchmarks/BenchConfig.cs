@@ -11,7 +11,7 @@ public sealed class BenchConfig : ManualConfig
 {
     public BenchConfig()
     {
-        AddJob(Job.Default.WithWarmupCount(3).WithIterationCount(15).WithInvocationCount(-1));
+        AddJob(Job.Default.WithWarmupCount(3).WithIterationCount(15));
         AddColumn(StatisticColumn.Median, new ThroughputColumn());
     }
 }
