@@ -24,6 +24,9 @@ public static class Cli
             TrainCommand.Create(output),
             EvaluateCommand.Create(output),
             SummaryCommand.Create(output),
+            ServerCommand.Create(output),
+            WorkerCommand.Create(),
+            LocalCommand.Create(output),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

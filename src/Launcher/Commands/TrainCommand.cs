@@ -11,38 +11,13 @@ internal static class TrainCommand
 {
     public static Command Create(TextWriter output)
     {
-        var defaults = new TrainingOptions();
-        var model = CommonOptions.Model();
-        var epochs = new Option<int>("--epochs") { Description = "passes over the training set", DefaultValueFactory = _ => defaults.Epochs };
-        var batch = new Option<int>("--batch") { Description = "samples per step", DefaultValueFactory = _ => defaults.Batch };
-        var lr = new Option<float?>("--lr") { Description = "learning rate (default 0.001 for adam, 0.01 for sgd, momentum and nesterov)" };
-        var optimizer = new Option<string>("--optimizer") { Description = "sgd, momentum, nesterov or adam", DefaultValueFactory = _ => defaults.Optimizer };
-        var weightDecay = new Option<float>("--weight-decay") { Description = "L2 weight decay on weights (not biases)", DefaultValueFactory = _ => defaults.WeightDecay };
-        var seed = new Option<ulong>("--seed") { Description = "seed of weights, shuffles and dropout", DefaultValueFactory = _ => defaults.Seed };
-        var threads = CommonOptions.Threads();
-        var data = CommonOptions.Data();
+        var flags = new TrainingFlags();
         var save = new Option<string?>("--save") { Description = "write a safetensors checkpoint here at the end" };
-        var metrics = new Option<string?>("--metrics") { Description = "write one JSON object per epoch to this file" };
-        var command = new Command("train", "train a model on Fashion-MNIST in this process")
-        {
-            model, epochs, batch, lr, optimizer, weightDecay, seed, threads, data, save, metrics,
-        };
+        var command = new Command("train", "train a model on Fashion-MNIST in this process") { save };
+        flags.AddTo(command);
         command.SetAction((parse, cancel) =>
         {
-            var options = new TrainingOptions
-            {
-                Model = parse.GetValue(model)!,
-                Epochs = parse.GetValue(epochs),
-                Batch = parse.GetValue(batch),
-                LearningRate = parse.GetValue(lr),
-                Optimizer = parse.GetValue(optimizer)!,
-                WeightDecay = parse.GetValue(weightDecay),
-                Seed = parse.GetValue(seed),
-                Threads = parse.GetValue(threads),
-                Data = parse.GetValue(data),
-                Save = parse.GetValue(save),
-                Metrics = parse.GetValue(metrics),
-            };
+            var options = flags.Bind(parse) with { Save = parse.GetValue(save) };
             return Task.FromResult(Run(options, output, cancel));
         });
         return command;

@@ -1,0 +1,90 @@
+using System.CommandLine;
+using System.Globalization;
+using Cluster.ParameterServer;
+
+namespace Cluster.Launcher.Commands;
+
+/// <summary>The cluster flags shared by <c>server</c>, <c>local</c> and <c>bench scaling</c>, bound onto <see cref="ServerOptions"/>.</summary>
+internal sealed class ClusterFlags
+{
+    private static readonly ServerOptions Defaults = new();
+
+    public TrainingFlags Training { get; } = new();
+
+    public Option<int> Workers { get; } = new("--workers") { Description = "workers whose gradients make a step (N)", DefaultValueFactory = _ => Defaults.Workers };
+
+    public Option<int> BackupWorkers { get; } = new("--backup-workers") { Description = "extra workers in sync mode; the first N gradients of a step are used", DefaultValueFactory = _ => Defaults.BackupWorkers };
+
+    public Option<string> Mode { get; } = new("--mode") { Description = "sync, async or ssp:S (bounded staleness S)", DefaultValueFactory = _ => Defaults.Mode };
+
+    public Option<int> ChunkFloats { get; } = new("--chunk-floats") { Description = "floats per chunk on the wire", DefaultValueFactory = _ => Defaults.ChunkFloats };
+
+    public Option<string> Compute { get; } = new("--compute") { Description = "real, or emulated (workers wait --emulated-compute-ms instead of computing)", DefaultValueFactory = _ => Defaults.Compute };
+
+    public Option<double> EmulatedComputeMs { get; } = new("--emulated-compute-ms") { Description = "the wait that replaces forward/backward with --compute emulated" };
+
+    public Option<double?> TargetAccuracy { get; } = new("--target-accuracy") { Description = "stop when the test accuracy first reaches this fraction, e.g. 0.9" };
+
+    public Option<int> WorkerThreads { get; } = new("--worker-threads") { Description = "compute threads per worker", DefaultValueFactory = _ => Defaults.WorkerThreads };
+
+    public void AddTo(Command command)
+    {
+        Training.AddTo(command, withThreads: false);
+        command.Options.Add(Workers);
+        command.Options.Add(BackupWorkers);
+        command.Options.Add(Mode);
+        command.Options.Add(ChunkFloats);
+        command.Options.Add(Compute);
+        command.Options.Add(EmulatedComputeMs);
+        command.Options.Add(TargetAccuracy);
+        command.Options.Add(WorkerThreads);
+    }
+
+    public ServerOptions Bind(ParseResult parse) => new()
+    {
+        Training = Training.Bind(parse),
+        Workers = parse.GetValue(Workers),
+        BackupWorkers = parse.GetValue(BackupWorkers),
+        Mode = parse.GetValue(Mode)!,
+        ChunkFloats = parse.GetValue(ChunkFloats),
+        Compute = parse.GetValue(Compute)!,
+        EmulatedComputeMs = parse.GetValue(EmulatedComputeMs),
+        TargetAccuracy = parse.GetValue(TargetAccuracy),
+        WorkerThreads = parse.GetValue(WorkerThreads),
+    };
+
+    /// <summary>The same settings as arguments for a <c>cluster server</c> process.</summary>
+    public static IEnumerable<string> ToArguments(ServerOptions o)
+    {
+        foreach (string a in TrainingFlags.ToArguments(o.Training))
+        {
+            yield return a;
+        }
+        string[] rest =
+        [
+            "--workers", o.Workers.ToString(CultureInfo.InvariantCulture),
+            "--backup-workers", o.BackupWorkers.ToString(CultureInfo.InvariantCulture),
+            "--mode", o.Mode,
+            "--chunk-floats", o.ChunkFloats.ToString(CultureInfo.InvariantCulture),
+            "--compute", o.Compute,
+            "--emulated-compute-ms", o.EmulatedComputeMs.ToString("R", CultureInfo.InvariantCulture),
+            "--worker-threads", o.WorkerThreads.ToString(CultureInfo.InvariantCulture),
+            "--host", o.Host,
+            "--port", o.Port.ToString(CultureInfo.InvariantCulture),
+        ];
+        foreach (string a in rest)
+        {
+            yield return a;
+        }
+        if (o.TargetAccuracy is double t)
+        {
+            yield return "--target-accuracy";
+            yield return t.ToString("R", CultureInfo.InvariantCulture);
+        }
+        if (o.Training.Metrics is not null)
+        {
+            yield return "--metrics";
+            yield return o.Training.Metrics;
+        }
+    }
+}

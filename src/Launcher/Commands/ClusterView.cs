@@ -1,0 +1,153 @@
+using System.Diagnostics;
+using System.Globalization;
+using Cluster.ParameterServer;
+using Cluster.Wire;
+using Cluster.Worker;
+using Grpc.Core;
+using Spectre.Console;
+using Spectre.Console.Rendering;
+
+namespace Cluster.Launcher.Commands;
+
+/// <summary>
+/// One view of a whole running cluster, from the server's status: global step, progress, images/s
+/// overall and per worker, each worker's time split, the loss and the test accuracy after each
+/// epoch. Live on a terminal; plain lines (one per epoch) when redirected.
+/// </summary>
+internal sealed class ClusterView(TextWriter output, ServerOptions options, bool live, bool quiet)
+{
+    private int _epochsShown;
+
+    /// <summary>Polls the server until it exits; returns the last status it gave.</summary>
+    public async Task<StatusReply?> FollowAsync(ParameterClient client, Process server, CancellationToken cancel)
+    {
+        StatusReply? last = null;
+        if (live)
+        {
+            await AnsiConsole.Live(new Text("waiting for the workers...")).AutoClear(false).StartAsync(async context =>
+            {
+                await foreach (var status in PollAsync(client, server, cancel).ConfigureAwait(false))
+                {
+                    last = status;
+                    context.UpdateTarget(Render(status));
+                }
+            }).ConfigureAwait(false);
+        }
+        else
+        {
+            await foreach (var status in PollAsync(client, server, cancel).ConfigureAwait(false))
+            {
+                last = status;
+                PrintNewEpochs(status);
+            }
+        }
+        if (last is not null && !quiet)
+        {
+            PrintSummary(last);
+        }
+        return last;
+    }
+
+    private static async IAsyncEnumerable<StatusReply> PollAsync(ParameterClient client, Process server, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancel)
+    {
+        while (!server.HasExited)
+        {
+            cancel.ThrowIfCancellationRequested();
+            StatusReply? status = null;
+            try
+            {
+                status = await client.Client.StatusAsync(new StatusRequest(), deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: cancel).ConfigureAwait(false);
+            }
+            catch (RpcException) when (!cancel.IsCancellationRequested)
+            {
+                // The server is shutting down.
+            }
+            if (status is not null)
+            {
+                yield return status;
+            }
+            try
+            {
+                await Task.WhenAny(server.WaitForExitAsync(cancel), Task.Delay(500, cancel)).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                throw;
+            }
+        }
+        cancel.ThrowIfCancellationRequested();
+    }
+
+    private void PrintNewEpochs(StatusReply status)
+    {
+        foreach (var e in status.Epochs.OrderBy(e => e.Epoch).Skip(_epochsShown))
+        {
+            if (!quiet)
+            {
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"epoch {e.Epoch}: train loss {e.TrainLoss:F4}, test loss {e.TestLoss:F4}, test accuracy {e.TestAccuracy:P2}, {e.ImagesPerSec:N0} images/s, {e.Seconds:F1} s; global step {status.Version:N0}"));
+            }
+            _epochsShown++;
+        }
+    }
+
+    private Rows Render(StatusReply s)
+    {
+        double progress = s.TotalSteps == 0 ? 0 : Math.Min(1, (double)s.Samples / s.TotalSteps);
+        var header = new Markup(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+            $"mode {s.Mode}  workers {options.Workers}{(options.BackupWorkers > 0 ? $"+{options.BackupWorkers}" : "")}  global step {s.Version:N0}  {progress:P0} of {options.Training.Epochs} epoch(s)  {s.ImagesPerSec:N0} images/s  loss {s.LastLoss:F4}  {s.Seconds:F0} s")));
+        var workers = new Table().AddColumns("worker", "pushes", "images/s", "compute", "push", "pull", "waiting", "last arrival");
+        foreach (var w in s.Workers)
+        {
+            var t = w.Time ?? new TimeSplit();
+            double total = Math.Max(1e-9, t.ComputeMs + t.PushMs + t.PullMs + t.WaitMs);
+            workers.AddRow(Markup.Escape(w.Name + (w.Active ? "" : " (left)")), w.Pushes.ToString("N0", CultureInfo.InvariantCulture), w.ImagesPerSec.ToString("N0", CultureInfo.InvariantCulture),
+                (t.ComputeMs / total).ToString("P0", CultureInfo.InvariantCulture), (t.PushMs / total).ToString("P0", CultureInfo.InvariantCulture),
+                (t.PullMs / total).ToString("P0", CultureInfo.InvariantCulture), (t.WaitMs / total).ToString("P0", CultureInfo.InvariantCulture),
+                w.LastArrivalMs.ToString("F1", CultureInfo.InvariantCulture) + " ms");
+        }
+        var epochs = new Table().AddColumns("epoch", "train loss", "test loss", "test accuracy", "images/s");
+        foreach (var e in s.Epochs.OrderBy(e => e.Epoch))
+        {
+            epochs.AddRow(e.Epoch.ToString(CultureInfo.InvariantCulture), e.TrainLoss.ToString("F4", CultureInfo.InvariantCulture), e.TestLoss.ToString("F4", CultureInfo.InvariantCulture),
+                e.TestAccuracy.ToString("P2", CultureInfo.InvariantCulture), e.ImagesPerSec.ToString("N0", CultureInfo.InvariantCulture));
+        }
+        return new Rows(header, new ProgressBar { Value = progress * 100, MaxValue = 100, Width = 60 }, workers, epochs);
+    }
+
+    private void PrintSummary(StatusReply s)
+    {
+        if (!live)
+        {
+            PrintNewEpochs(s);
+        }
+        var hist = s.StalenessHistogram;
+        string staleness = hist.Count == 0 ? "none" : string.Join(", ", hist.Select((n, k) => (n, k)).Where(p => p.n > 0).Select(p => $"{p.k}: {p.n}"));
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"cluster finished: {s.Version:N0} updates, {s.Samples:N0} samples in {s.Seconds:F1} s, {s.ImagesPerSec:N0} images/s; staleness histogram {{{staleness}}}; {s.DroppedLate} dropped late, {s.RejectedPushes} rejected"));
+        foreach (var w in s.Workers)
+        {
+            var t = w.Time ?? new TimeSplit();
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  {w.Name}: {w.Pushes:N0} pushes, compute {t.ComputeMs / 1000:F1} s, push {t.PushMs / 1000:F1} s, pull {t.PullMs / 1000:F1} s, waiting {t.WaitMs / 1000:F1} s"));
+        }
+    }
+}
+
+/// <summary>A tiny progress bar renderable for the live view.</summary>
+internal sealed class ProgressBar : IRenderable
+{
+    public double Value { get; init; }
+    public double MaxValue { get; init; } = 100;
+    public int Width { get; init; } = 40;
+
+    public Measurement Measure(RenderOptions options, int maxWidth) => new(Width, Width);
+
+    public IEnumerable<Segment> Render(RenderOptions options, int maxWidth)
+    {
+        int filled = (int)Math.Round(Width * Math.Clamp(Value / MaxValue, 0, 1));
+        yield return new Segment(new string('━', filled), new Style(Color.Green));
+        yield return new Segment(new string('─', Width - filled), new Style(Color.Grey));
+        yield return Segment.LineBreak;
+    }
+}

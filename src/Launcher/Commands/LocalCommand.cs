@@ -1,0 +1,152 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using Cluster.ParameterServer;
+using Cluster.Training;
+using Cluster.Wire;
+using Cluster.Worker;
+using Grpc.Core;
+
+namespace Cluster.Launcher.Commands;
+
+/// <summary>
+/// <c>cluster local</c>: a whole cluster on this machine — one parameter-server process and N
+/// worker processes talking gRPC over loopback, the same programs that run on separate machines —
+/// with one combined live view, and every process stopped at the end or on Ctrl+C.
+/// </summary>
+internal static class LocalCommand
+{
+    public static Command Create(TextWriter output)
+    {
+        var flags = new ClusterFlags();
+        var port = new Option<int>("--port") { Description = "server port on 127.0.0.1 (0: any free port)", DefaultValueFactory = _ => 0 };
+        var slow = new Option<string[]>("--slow-worker") { Description = "RANK:MS — make worker RANK wait MS extra per step (a straggler)", AllowMultipleArgumentsPerToken = true };
+        var logs = new Option<string?>("--log-dir") { Description = "where each process's log goes (default: a new temporary directory)" };
+        var command = new Command("local", "run a parameter server and N workers as processes on this machine") { port, slow, logs };
+        flags.AddTo(command);
+        command.SetAction(async (parse, cancel) =>
+        {
+            var options = flags.Bind(parse) with { Port = parse.GetValue(port), Host = "127.0.0.1" };
+            var slowWorkers = ParseSlowWorkers(parse.GetValue(slow) ?? [], options.ExpectedWorkers);
+            var result = await RunAsync(options, slowWorkers, parse.GetValue(logs), output, live: Terminal.IsInteractive(output), quiet: false, cancel).ConfigureAwait(false);
+            return result.ExitCode;
+        });
+        return command;
+    }
+
+    private static Dictionary<int, double> ParseSlowWorkers(string[] values, int workers)
+    {
+        var result = new Dictionary<int, double>();
+        foreach (string v in values)
+        {
+            string[] parts = v.Split(':');
+            if (parts.Length != 2 || !int.TryParse(parts[0], CultureInfo.InvariantCulture, out int rank) || rank < 0 || rank >= workers
+                || !double.TryParse(parts[1], CultureInfo.InvariantCulture, out double ms) || ms < 0)
+            {
+                throw new InvalidOptionException($"--slow-worker '{v}' is not RANK:MS with RANK in 0..{workers - 1} and MS ≥ 0");
+            }
+            result[rank] = ms;
+        }
+        return result;
+    }
+
+    /// <summary>What a local run produced.</summary>
+    public sealed record Result(int ExitCode, StatusReply? Status, string LogDirectory);
+
+    /// <summary>Runs the cluster to the end; used by <c>local</c> and by <c>bench scaling</c>.</summary>
+    public static async Task<Result> RunAsync(ServerOptions options, IReadOnlyDictionary<int, double> slowWorkers, string? logDirectory, TextWriter output, bool live, bool quiet, CancellationToken cancel)
+    {
+        options.Validate();
+        if (options.Training.Data is string d && d != "embedded" && !Directory.Exists(d))
+        {
+            throw new InvalidOptionException($"--data '{d}': the directory does not exist");
+        }
+        if (options.Port == 0)
+        {
+            options = options with { Port = FreePort() };
+        }
+        string logs = logDirectory ?? Path.Combine(Path.GetTempPath(), $"cluster-local-{Environment.ProcessId}-{DateTime.UtcNow:HHmmss}");
+        Directory.CreateDirectory(logs);
+        string address = $"http://127.0.0.1:{options.Port}";
+        using var children = new ChildProcesses(logs);
+        var server = children.Start("server", ["server", .. ClusterFlags.ToArguments(options), "--threads", "1"]);
+        using var client = new ParameterClient(address);
+        if (!await WaitForServerAsync(client, server, cancel).ConfigureAwait(false))
+        {
+            if (cancel.IsCancellationRequested)
+            {
+                return new Result(130, null, logs);
+            }
+            string tail = children.Tail("server");
+            output.WriteLine($"the parameter server did not start (exit code {(server.HasExited ? server.ExitCode : -1)}); its log {Path.Combine(logs, "server.log")} ends:");
+            output.WriteLine(tail);
+            return new Result(server.HasExited && server.ExitCode == Cli.UsageError ? Cli.UsageError : 1, null, logs);
+        }
+        for (int i = 0; i < options.ExpectedWorkers; i++)
+        {
+            List<string> args = ["worker", "--server", address, "--name", $"worker-{i}"];
+            if (slowWorkers.TryGetValue(i, out double ms))
+            {
+                args.AddRange(["--slowdown-ms", ms.ToString("R", CultureInfo.InvariantCulture)]);
+            }
+            children.Start($"worker-{i}", args);
+        }
+        if (!quiet)
+        {
+            output.WriteLine($"local cluster: server {address}, {options.ExpectedWorkers} worker process(es), mode {options.Mode}; logs in {logs}");
+        }
+        var view = new ClusterView(output, options, live && !quiet, quiet);
+        StatusReply? last = null;
+        try
+        {
+            last = await view.FollowAsync(client, server, cancel).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            output.WriteLine("stopping: every process of the cluster is being stopped");
+            return new Result(130, last, logs);
+        }
+        bool exited = await children.WaitAllAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+        var failed = children.All.Where(c => !c.Process.HasExited || c.Process.ExitCode != 0).ToList();
+        foreach (var (name, process) in failed)
+        {
+            output.WriteLine($"{name} {(process.HasExited ? $"exited with code {process.ExitCode}" : "did not exit and was stopped")}; its log ends:");
+            output.WriteLine(children.Tail(name));
+        }
+        int code = exited && failed.Count == 0 && last is not null ? 0 : 1;
+        if (server.HasExited && server.ExitCode == Cli.UsageError)
+        {
+            code = Cli.UsageError;
+        }
+        return new Result(code, last, logs);
+    }
+
+    private static async Task<bool> WaitForServerAsync(ParameterClient client, System.Diagnostics.Process server, CancellationToken cancel)
+    {
+        for (int i = 0; i < 600 && !cancel.IsCancellationRequested; i++)
+        {
+            if (server.HasExited)
+            {
+                return false;
+            }
+            try
+            {
+                await client.Client.StatusAsync(new StatusRequest(), deadline: DateTime.UtcNow.AddSeconds(2), cancellationToken: cancel).ConfigureAwait(false);
+                return true;
+            }
+            catch (RpcException)
+            {
+                await Task.Delay(100, CancellationToken.None).ConfigureAwait(false);
+            }
+        }
+        return false;
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}

@@ -1,0 +1,88 @@
+using System.CommandLine;
+using Cluster.Data;
+using Cluster.ParameterServer;
+using Cluster.Training;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Cluster.Launcher.Commands;
+
+/// <summary><c>cluster server</c>: the parameter server of a cluster; workers on this or other machines join it.</summary>
+internal static class ServerCommand
+{
+    public static Command Create(TextWriter output)
+    {
+        var flags = new ClusterFlags();
+        var port = new Option<int>("--port") { Description = "TCP port to listen on (0: any free port)", DefaultValueFactory = _ => 5000 };
+        var host = new Option<string>("--host") { Description = "address to bind: 0.0.0.0 for other machines, 127.0.0.1 for this one", DefaultValueFactory = _ => "0.0.0.0" };
+        var threads = new Option<int>("--threads") { Description = "threads for the server's test evaluations", DefaultValueFactory = _ => 1 };
+        var command = new Command("server", "run the parameter server of a cluster") { port, host, threads };
+        flags.AddTo(command);
+        command.SetAction(async (parse, cancel) =>
+        {
+            var options = flags.Bind(parse) with { Port = parse.GetValue(port), Host = parse.GetValue(host)!, EvaluationThreads = Math.Max(1, parse.GetValue(threads)) };
+            return await RunAsync(options, output, cancel).ConfigureAwait(false);
+        });
+        return command;
+    }
+
+    public static async Task<int> RunAsync(ServerOptions options, TextWriter output, CancellationToken cancel)
+    {
+        options.Validate();
+        if (!System.Net.IPAddress.TryParse(options.Host, out _))
+        {
+            throw new InvalidOptionException($"--host '{options.Host}' is not an IP address: use 0.0.0.0 or 127.0.0.1");
+        }
+        var data = FashionMnist.Load(options.Training.Data);
+        await using var app = ParameterServerHost.Build(options, data, logging => logging
+            .AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "HH:mm:ss ";
+            })
+            .AddFilter("Microsoft", LogLevel.Warning)
+            .AddFilter("Grpc", LogLevel.Warning));
+        try
+        {
+            await app.StartAsync(cancel).ConfigureAwait(false);
+        }
+        catch (IOException e)
+        {
+            throw new InvalidOptionException($"--port {options.Port}: {e.Message.TrimEnd('.')}; choose another port");
+        }
+        var run = app.Services.GetRequiredService<TrainingCoordinator>();
+        output.WriteLine($"parameter server listening on {ParameterServerHost.ListeningAddress(app)}: mode {run.Rule.Name}, {options.Workers} worker(s)"
+            + (options.BackupWorkers > 0 ? $" + {options.BackupWorkers} backup" : "")
+            + $", model {run.Spec.Name ?? options.Training.Model} ({run.Store.Size:N0} parameters), data {data.Source}, {options.Training.Epochs} epoch(s)");
+        bool stopped = false;
+        try
+        {
+            await run.Finished.WaitAsync(cancel).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            stopped = true;
+            run.Stop();
+        }
+        // Let the workers see that the run is over and leave, so none is cut off mid-call.
+        for (int i = 0; i < 100 && run.Membership.ActiveCount > 0; i++)
+        {
+            await Task.Delay(100, CancellationToken.None).ConfigureAwait(false);
+        }
+        // And give a watching launcher the chance to read the final figures (it polls every 0.5 s).
+        for (int i = 0; i < 20 && !run.FinalStatusServed; i++)
+        {
+            await Task.Delay(100, CancellationToken.None).ConfigureAwait(false);
+        }
+        var status = StatusBuilder.Build(run);
+        if (options.Training.Metrics is not null)
+        {
+            MetricsFile.Write(options.Training.Metrics, status, options, run.TimeToAccuracy);
+        }
+        output.WriteLine($"run {(stopped ? "stopped" : "finished")}: {status.Version:N0} updates, {status.Samples:N0} samples in {status.Seconds:F1} s ({status.ImagesPerSec:N0} images/s), {status.RejectedPushes} rejected, {status.DroppedLate} dropped late"
+            + (run.TimeToAccuracy is double tta ? $", target accuracy reached after {tta:F1} s" : ""));
+        await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+        run.Dispose();
+        return stopped ? 130 : 0;
+    }
+}

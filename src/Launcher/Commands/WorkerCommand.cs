@@ -1,0 +1,45 @@
+using System.CommandLine;
+using System.Globalization;
+using Cluster.Training;
+using Cluster.Worker;
+
+namespace Cluster.Launcher.Commands;
+
+/// <summary><c>cluster worker --server URL</c>: one worker; it learns everything else from the server.</summary>
+internal static class WorkerCommand
+{
+    public static Command Create()
+    {
+        var server = new Option<string>("--server") { Description = "the parameter server, e.g. http://machineA:5000", Required = true };
+        var name = new Option<string?>("--name") { Description = "name shown in the server's status (default host:pid)" };
+        var threads = new Option<int>("--threads") { Description = "compute threads (default: the server's --worker-threads)" };
+        var slowdown = new Option<double>("--slowdown-ms") { Description = "extra wait per step, to emulate a slow machine" };
+        var connectTimeout = new Option<double>("--connect-timeout") { Description = "seconds to keep retrying an unreachable server", DefaultValueFactory = _ => new WorkerOptions().ConnectTimeoutSeconds };
+        var command = new Command("worker", "run one worker of a cluster") { server, name, threads, slowdown, connectTimeout };
+        command.SetAction(async (parse, cancel) =>
+        {
+            string address = parse.GetValue(server)!;
+            if (!Uri.TryCreate(address, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+            {
+                throw new InvalidOptionException($"--server '{address}' is not an address: use http://HOST:PORT");
+            }
+            if (parse.GetValue(threads) < 0 || parse.GetValue(slowdown) < 0 || !(parse.GetValue(connectTimeout) > 0))
+            {
+                throw new InvalidOptionException("--threads and --slowdown-ms must be 0 or more and --connect-timeout more than 0");
+            }
+            var overrides = new Dictionary<string, string?>
+            {
+                [nameof(WorkerOptions.Server)] = address,
+                [nameof(WorkerOptions.Threads)] = parse.GetValue(threads).ToString(CultureInfo.InvariantCulture),
+                [nameof(WorkerOptions.SlowdownMs)] = parse.GetValue(slowdown).ToString(CultureInfo.InvariantCulture),
+                [nameof(WorkerOptions.ConnectTimeoutSeconds)] = parse.GetValue(connectTimeout).ToString(CultureInfo.InvariantCulture),
+            };
+            if (parse.GetValue(name) is string n)
+            {
+                overrides[nameof(WorkerOptions.Name)] = n;
+            }
+            return await WorkerHost.RunAsync(overrides, cancel).ConfigureAwait(false);
+        });
+        return command;
+    }
+}

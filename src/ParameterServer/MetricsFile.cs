@@ -1,0 +1,55 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Cluster.Wire;
+
+namespace Cluster.ParameterServer;
+
+/// <summary>One line of a cluster run's <c>--metrics</c> file: the fields of <c>train</c>'s plus the mode, the workers and their time split.</summary>
+public sealed record ClusterEpochMetrics
+{
+    [JsonPropertyName("epoch")] public int Epoch { get; init; }
+    [JsonPropertyName("train_loss")] public double TrainLoss { get; init; }
+    [JsonPropertyName("test_loss")] public double TestLoss { get; init; }
+    [JsonPropertyName("test_accuracy")] public double TestAccuracy { get; init; }
+    [JsonPropertyName("images_per_sec")] public double ImagesPerSec { get; init; }
+    [JsonPropertyName("seconds")] public double Seconds { get; init; }
+    [JsonPropertyName("mode")] public string Mode { get; init; } = "";
+    [JsonPropertyName("workers")] public int Workers { get; init; }
+    [JsonPropertyName("backup_workers")] public int BackupWorkers { get; init; }
+    [JsonPropertyName("compute_ms")] public double ComputeMs { get; init; }
+    [JsonPropertyName("push_ms")] public double PushMs { get; init; }
+    [JsonPropertyName("pull_ms")] public double PullMs { get; init; }
+    [JsonPropertyName("wait_ms")] public double WaitMs { get; init; }
+    [JsonPropertyName("time_to_accuracy_seconds")] public double? TimeToAccuracySeconds { get; init; }
+}
+
+/// <summary>Writes a run's metrics file: one JSON object per evaluated epoch, written whole at the end (temp file, then rename).</summary>
+public static class MetricsFile
+{
+    /// <summary>Writes <paramref name="path"/> from the final status.</summary>
+    public static void Write(string path, StatusReply status, ServerOptions options, double? timeToAccuracy)
+    {
+        // NOTE: the time split is the workers' totals over the whole run, repeated on each line.
+        var workers = status.Workers;
+        var lines = status.Epochs.OrderBy(e => e.Epoch).Select(e => JsonSerializer.Serialize(new ClusterEpochMetrics
+        {
+            Epoch = e.Epoch,
+            TrainLoss = e.TrainLoss,
+            TestLoss = e.TestLoss,
+            TestAccuracy = e.TestAccuracy,
+            ImagesPerSec = e.ImagesPerSec,
+            Seconds = e.Seconds,
+            Mode = status.Mode,
+            Workers = options.Workers,
+            BackupWorkers = options.BackupWorkers,
+            ComputeMs = workers.Sum(w => w.Time?.ComputeMs ?? 0),
+            PushMs = workers.Sum(w => w.Time?.PushMs ?? 0),
+            PullMs = workers.Sum(w => w.Time?.PullMs ?? 0),
+            WaitMs = workers.Sum(w => w.Time?.WaitMs ?? 0),
+            TimeToAccuracySeconds = timeToAccuracy,
+        }));
+        string temp = path + ".tmp-" + Environment.ProcessId;
+        File.WriteAllLines(temp, lines);
+        File.Move(temp, path, overwrite: true);
+    }
+}

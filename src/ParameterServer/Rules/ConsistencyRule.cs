@@ -1,0 +1,108 @@
+using System.Globalization;
+
+namespace Cluster.ParameterServer.Rules;
+
+/// <summary>An update the rule applied: how many samples it covered and their mean loss.</summary>
+public readonly record struct AppliedUpdate(long Version, int Samples, float Loss, int Contributors);
+
+/// <summary>
+/// How gradients become updates: the one knob of the cluster. A rule decides when a pull may be
+/// served (and with which snapshot) and what to do with each gradient that arrives; it is the only
+/// code that calls <see cref="ParameterStore.Apply"/>, always under its lock.
+/// </summary>
+public abstract class ConsistencyRule
+{
+    /// <summary>Guards the rule's state and the store's updates.</summary>
+    protected readonly object Gate = new();
+
+    internal AsyncCondition Changed { get; }
+
+    /// <summary>Creates the rule over a store.</summary>
+    protected ConsistencyRule(ParameterStore store, GradientPool pool, RunRecorder recorder)
+    {
+        Store = store;
+        Pool = pool;
+        Recorder = recorder;
+        Changed = new AsyncCondition(Gate);
+    }
+
+    /// <summary>The weights.</summary>
+    protected ParameterStore Store { get; }
+
+    /// <summary>Where gradient buffers go back.</summary>
+    protected GradientPool Pool { get; }
+
+    /// <summary>What the run records.</summary>
+    protected RunRecorder Recorder { get; }
+
+    /// <summary>Called after each update, under the lock (the coordinator counts epochs there).</summary>
+    public event Action<AppliedUpdate>? Applied;
+
+    /// <summary>The rule's name as given to <c>--mode</c>.</summary>
+    public abstract string Name { get; }
+
+    /// <summary>True once the run is over; waiting pulls are released.</summary>
+    public bool Finished { get; private set; }
+
+    /// <summary>
+    /// Waits until <paramref name="worker"/> may pull (never before <paramref name="minVersion"/>
+    /// exists) and returns the snapshot to send, with a reference the caller releases.
+    /// </summary>
+    public abstract Task<WeightSnapshot> AcquireForPullAsync(int worker, long minVersion, CancellationToken cancel);
+
+    /// <summary>Takes a complete, validated gradient.</summary>
+    public abstract PushOutcome Submit(Gradient gradient);
+
+    /// <summary>A worker left: the rule stops waiting for it.</summary>
+    public virtual void WorkerLeft(int worker)
+    {
+    }
+
+    /// <summary>Ends the run: every waiting pull is released.</summary>
+    public void Finish()
+    {
+        lock (Gate)
+        {
+            Finished = true;
+        }
+        Changed.NotifyAll();
+    }
+
+    /// <summary>Applies <paramref name="update"/> and tells the listeners. Call under <see cref="Gate"/>.</summary>
+    protected void ApplyUpdate(ReadOnlySpan<float> update, int samples, float loss, int contributors)
+    {
+        Store.Apply(update);
+        Applied?.Invoke(new AppliedUpdate(Store.Version, samples, loss, contributors));
+    }
+
+    /// <summary>Creates the rule named by <paramref name="mode"/>: <c>sync</c>, <c>async</c> or <c>ssp:S</c>.</summary>
+    public static ConsistencyRule Create(string mode, int workers, int backupWorkers, ParameterStore store, GradientPool pool, RunRecorder recorder)
+    {
+        var parsed = ConsistencyMode.Parse(mode);
+        return parsed.Kind switch
+        {
+            "sync" => new SyncRule(workers, store, pool, recorder),
+            "async" => new AsyncRule(store, pool, recorder),
+            _ => new SspRule(parsed.Staleness, store, pool, recorder),
+        };
+    }
+}
+
+/// <summary>A parsed <c>--mode</c>: sync, async or ssp:S (S ≥ 0).</summary>
+public readonly record struct ConsistencyMode(string Kind, int Staleness)
+{
+    /// <summary>Parses <paramref name="mode"/>; throws <see cref="ArgumentException"/> with a one-line message for anything else.</summary>
+    public static ConsistencyMode Parse(string mode)
+    {
+        if (mode is "sync" or "async")
+        {
+            return new ConsistencyMode(mode, 0);
+        }
+        if (mode.StartsWith("ssp:", StringComparison.Ordinal)
+            && int.TryParse(mode.AsSpan(4), NumberStyles.None, CultureInfo.InvariantCulture, out int s) && s >= 0 && s <= 1000)
+        {
+            return new ConsistencyMode("ssp", s);
+        }
+        throw new ArgumentException($"--mode '{mode}' is not known: use sync, async or ssp:S with S a whole number from 0 to 1000 (e.g. ssp:2)");
+    }
+}

@@ -1,0 +1,139 @@
+using System.Diagnostics;
+using Cluster.Wire;
+
+namespace Cluster.ParameterServer;
+
+/// <summary>
+/// What the server records about a run, for <c>status</c>, the live view and the metrics file:
+/// each worker's arrival time within a step, the staleness of every applied gradient, step times,
+/// rejected and late pushes, and the test evaluation after each epoch. Thread-safe.
+/// </summary>
+public sealed class RunRecorder
+{
+    private readonly object _lock = new();
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly List<long> _staleness = [];
+    private readonly List<EpochStatus> _epochs = [];
+    private readonly Dictionary<int, double> _lastArrivalMs = [];
+    private long _stepStart = -1;
+    private double _firstArrivalMs;
+    private double _lastApplyMs = -1;
+    private double _stepMsSum;
+    private long _stepCount;
+    private long _samples;
+
+    /// <summary>Seconds since the run started.</summary>
+    public double Seconds => _clock.Elapsed.TotalSeconds;
+
+    /// <summary>Milliseconds since the run started.</summary>
+    public double NowMs => _clock.Elapsed.TotalMilliseconds;
+
+    /// <summary>Pushes refused as invalid (bad length, order, NaN, unknown worker, future version).</summary>
+    public long Rejected => Interlocked.Read(ref _rejected);
+
+    private long _rejected;
+    private long _droppedLate;
+
+    /// <summary>Pushes that arrived after their step was complete and were dropped.</summary>
+    public long DroppedLate => Interlocked.Read(ref _droppedLate);
+
+    /// <summary>Samples covered by applied updates.</summary>
+    public long Samples => Interlocked.Read(ref _samples);
+
+    /// <summary>The mean loss of the last applied update.</summary>
+    public float LastLoss { get; private set; }
+
+    /// <summary>Counts an invalid push.</summary>
+    public void CountRejected() => Interlocked.Increment(ref _rejected);
+
+    /// <summary>Counts a push dropped as late.</summary>
+    public void CountDroppedLate() => Interlocked.Increment(ref _droppedLate);
+
+    /// <summary>A gradient for step <paramref name="version"/> arrived from <paramref name="worker"/>.</summary>
+    public void RecordArrival(int worker, long version)
+    {
+        lock (_lock)
+        {
+            double now = NowMs;
+            if (version != _stepStart)
+            {
+                _stepStart = version;
+                _firstArrivalMs = now;
+            }
+            _lastArrivalMs[worker] = now - _firstArrivalMs;
+        }
+    }
+
+    /// <summary>An update was applied; <paramref name="staleness"/> per contributing gradient.</summary>
+    public void RecordApplied(int samples, float loss, ReadOnlySpan<long> staleness)
+    {
+        lock (_lock)
+        {
+            double now = NowMs;
+            if (_lastApplyMs >= 0)
+            {
+                _stepMsSum += now - _lastApplyMs;
+                _stepCount++;
+            }
+            _lastApplyMs = now;
+            foreach (long s in staleness)
+            {
+                while (_staleness.Count <= s)
+                {
+                    _staleness.Add(0);
+                }
+                _staleness[(int)s]++;
+            }
+            _samples += samples;
+            LastLoss = loss;
+        }
+    }
+
+    /// <summary>Adds a test evaluation.</summary>
+    public void RecordEpoch(EpochStatus epoch)
+    {
+        lock (_lock)
+        {
+            _epochs.Add(epoch);
+        }
+    }
+
+    /// <summary>The staleness histogram: index = staleness, value = applied gradients.</summary>
+    public long[] StalenessHistogram()
+    {
+        lock (_lock)
+        {
+            return [.. _staleness];
+        }
+    }
+
+    /// <summary>The evaluations so far.</summary>
+    public EpochStatus[] Epochs()
+    {
+        lock (_lock)
+        {
+            return [.. _epochs];
+        }
+    }
+
+    /// <summary>Milliseconds after the first arrival of the last step that each worker's gradient came in.</summary>
+    public double LastArrivalMs(int worker)
+    {
+        lock (_lock)
+        {
+            return _lastArrivalMs.TryGetValue(worker, out double ms) ? ms : 0;
+        }
+    }
+
+    /// <summary>Mean time between updates, in ms.</summary>
+    public double MeanStepMs
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _stepCount == 0 ? 0 : _stepMsSum / _stepCount;
+            }
+        }
+    }
+}

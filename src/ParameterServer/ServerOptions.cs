@@ -1,0 +1,99 @@
+using Cluster.ParameterServer.Rules;
+using Cluster.Training;
+
+namespace Cluster.ParameterServer;
+
+/// <summary>Everything the parameter server is started with. Defaults are stated once, here.</summary>
+public sealed record ServerOptions
+{
+    /// <summary>The training settings every worker receives (model, batch per worker, epochs, optimizer...).</summary>
+    public TrainingOptions Training { get; init; } = new();
+
+    /// <summary>TCP port on which the server listens (HTTP/2 without TLS). 0 picks a free one. Default 5000.</summary>
+    public int Port { get; init; } = 5000;
+
+    /// <summary>Address to bind: 127.0.0.1 for a local cluster, 0.0.0.0 for other machines. Default 0.0.0.0.</summary>
+    public string Host { get; init; } = "0.0.0.0";
+
+    /// <summary>Workers whose gradients make a step (N); at least 1. Default 2.</summary>
+    public int Workers { get; init; } = 2;
+
+    /// <summary>Extra workers in sync mode whose late gradients are dropped (b); ≥ 0. Default 0.</summary>
+    public int BackupWorkers { get; init; }
+
+    /// <summary>Consistency rule: sync, async or ssp:S. Default sync.</summary>
+    public string Mode { get; init; } = "sync";
+
+    /// <summary>Floats per chunk on the wire (1 MiB at the default 262,144).</summary>
+    public int ChunkFloats { get; init; } = 256 * 1024;
+
+    /// <summary>real: workers run the engine; emulated: they wait <see cref="EmulatedComputeMs"/> instead. Default real.</summary>
+    public string Compute { get; init; } = "real";
+
+    /// <summary>With emulated compute, the wait that replaces each forward/backward pass, in ms.</summary>
+    public double EmulatedComputeMs { get; init; }
+
+    /// <summary>Stop when the test accuracy first reaches this fraction (time-to-accuracy), or null.</summary>
+    public double? TargetAccuracy { get; init; }
+
+    /// <summary>Threads each worker computes with. Default 1 (a local cluster shares the cores).</summary>
+    public int WorkerThreads { get; init; } = 1;
+
+    /// <summary>Threads the server evaluates the test set with. Default 1.</summary>
+    public int EvaluationThreads { get; init; } = 1;
+
+    /// <summary>Total workers expected: N + b.</summary>
+    public int ExpectedWorkers => Workers + BackupWorkers;
+
+    /// <summary>Throws <see cref="InvalidOptionException"/> for the first setting out of range; returns the parsed mode.</summary>
+    public ConsistencyMode Validate()
+    {
+        Training.Validate();
+        if (Workers < 1 || Workers > 256)
+        {
+            throw new InvalidOptionException($"--workers {Workers} is not allowed: use 1 to 256");
+        }
+        if (BackupWorkers < 0 || BackupWorkers > 256)
+        {
+            throw new InvalidOptionException($"--backup-workers {BackupWorkers} is not allowed: use 0 to 256");
+        }
+        if (Port < 0 || Port > 65535)
+        {
+            throw new InvalidOptionException($"--port {Port} is not allowed: use 0 to 65535");
+        }
+        if (ChunkFloats < 1024 || ChunkFloats > 1 << 22)
+        {
+            throw new InvalidOptionException($"--chunk-floats {ChunkFloats} is not allowed: use 1,024 to 4,194,304");
+        }
+        if (Compute is not ("real" or "emulated"))
+        {
+            throw new InvalidOptionException($"--compute '{Compute}' is not known: use real or emulated");
+        }
+        if (Compute == "emulated" && !(EmulatedComputeMs >= 0))
+        {
+            throw new InvalidOptionException($"--emulated-compute-ms {EmulatedComputeMs} is not allowed: use 0 or more");
+        }
+        if (TargetAccuracy is double t && !(t > 0 && t <= 1))
+        {
+            throw new InvalidOptionException($"--target-accuracy {t} is not allowed: use a fraction in (0, 1], e.g. 0.9");
+        }
+        if (WorkerThreads < 1)
+        {
+            throw new InvalidOptionException($"--worker-threads {WorkerThreads} is not allowed: use 1 or more");
+        }
+        ConsistencyMode mode;
+        try
+        {
+            mode = ConsistencyMode.Parse(Mode);
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidOptionException(e.Message);
+        }
+        if (BackupWorkers > 0 && mode.Kind != "sync")
+        {
+            throw new InvalidOptionException($"--backup-workers {BackupWorkers} needs --mode sync, not {Mode}");
+        }
+        return mode;
+    }
+}

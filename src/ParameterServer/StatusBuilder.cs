@@ -1,0 +1,43 @@
+using Cluster.Wire;
+
+namespace Cluster.ParameterServer;
+
+/// <summary>Builds the <c>status</c> reply from what the run recorded.</summary>
+public static class StatusBuilder
+{
+    /// <summary>The status of <paramref name="run"/> now.</summary>
+    public static StatusReply Build(TrainingCoordinator run)
+    {
+        var reply = new StatusReply
+        {
+            Mode = run.Rule.Name,
+            Version = run.Store.Version,
+            TotalSteps = run.TotalSamples,
+            Finished = run.Finished.IsCompleted,
+            RejectedPushes = run.Recorder.Rejected,
+            DroppedLate = run.Recorder.DroppedLate,
+            MeanStepMs = run.Recorder.MeanStepMs,
+            LastLoss = run.Recorder.LastLoss,
+            Seconds = run.Recorder.Seconds,
+            Samples = run.Recorder.Samples,
+            ImagesPerSec = run.Recorder.Samples / Math.Max(1e-9, run.Recorder.Seconds),
+        };
+        reply.StalenessHistogram.AddRange(run.Recorder.StalenessHistogram());
+        reply.Epochs.AddRange(run.Recorder.Epochs());
+        foreach (var w in run.Membership.Snapshot())
+        {
+            double computeSeconds = (w.Time.ComputeMs + w.Time.PushMs + w.Time.PullMs + w.Time.WaitMs) / 1000;
+            reply.Workers.Add(new WorkerStatus
+            {
+                WorkerId = w.Id,
+                Name = w.Name,
+                Active = w.Active,
+                Pushes = w.Pushes,
+                LastArrivalMs = run.Recorder.LastArrivalMs(w.Id),
+                Time = w.Time,
+                ImagesPerSec = computeSeconds > 0 ? w.Time.Samples / computeSeconds : 0,
+            });
+        }
+        return reply;
+    }
+}

@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using Cluster.Data;
+using Cluster.Models;
+using Cluster.Optim;
+using Cluster.ParameterServer.Rules;
+using Cluster.Tensors;
+using Cluster.Training;
+using Cluster.Wire;
+using Microsoft.Extensions.Logging;
+
+namespace Cluster.ParameterServer;
+
+/// <summary>
+/// The server's side of a run: the weights, the rule, membership and the record, plus the epoch
+/// clock. An epoch is over when applied updates have covered as many samples as the training set
+/// holds; the test set is then evaluated on a copy of the weights in the background, so training
+/// does not stop for it. The run ends after the last epoch or when the target accuracy is reached.
+/// </summary>
+public sealed class TrainingCoordinator : IDisposable
+{
+    private readonly ILogger _logger;
+    private readonly Sequential _evaluationModel;
+    private readonly ThreadTeam _evaluationTeam;
+    private readonly Dataset _test;
+    private readonly long _samplesPerEpoch;
+    private readonly SemaphoreSlim _evaluating = new(1, 1);
+    private readonly List<Task> _evaluations = [];
+    private readonly Stopwatch _epochClock = Stopwatch.StartNew();
+    private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _epochsDone;
+    private double _epochLossSum;
+    private long _epochSamples;
+
+    /// <summary>Builds the run from validated options and the data every worker will also read.</summary>
+    public TrainingCoordinator(ServerOptions options, FashionMnist data, ILogger logger)
+    {
+        Options = options;
+        _logger = logger;
+        var spec = ModelPresets.Resolve(options.Training.Model);
+        Spec = spec;
+        var model = new Sequential(spec);
+        model.Initialize(options.Training.Seed);
+        Layout = model.NamedParameters;
+        Store = new ParameterStore(model.Parameters, Optimizer.Create(options.Training.OptimizerOptions, model.NamedParameters));
+        Pool = new GradientPool(Store.Size);
+        Recorder = new RunRecorder();
+        Membership = new Membership(options.ExpectedWorkers);
+        Rule = ConsistencyRule.Create(options.Mode, options.Workers, options.BackupWorkers, Store, Pool, Recorder);
+        Rule.Applied += OnApplied;
+        _evaluationModel = new Sequential(spec);
+        _evaluationTeam = new ThreadTeam(options.EvaluationThreads);
+        _evaluationModel.Team = _evaluationTeam;
+        _test = data.Test;
+        TrainCount = data.Train.Count;
+        _samplesPerEpoch = data.Train.Count;
+    }
+
+    /// <summary>The options the server started with.</summary>
+    public ServerOptions Options { get; }
+
+    /// <summary>The model being trained.</summary>
+    public ModelSpec Spec { get; }
+
+    /// <summary>Where each parameter tensor lives in the flat vector.</summary>
+    public IReadOnlyList<NamedParameter> Layout { get; }
+
+    /// <summary>The weights.</summary>
+    public ParameterStore Store { get; }
+
+    /// <summary>Gradient buffers.</summary>
+    public GradientPool Pool { get; }
+
+    /// <summary>What the run records.</summary>
+    public RunRecorder Recorder { get; }
+
+    /// <summary>Who is in the cluster.</summary>
+    public Membership Membership { get; }
+
+    /// <summary>The consistency rule.</summary>
+    public ConsistencyRule Rule { get; }
+
+    /// <summary>Samples in the training set.</summary>
+    public int TrainCount { get; }
+
+    /// <summary>Samples after which the run ends.</summary>
+    public long TotalSamples => _samplesPerEpoch * Options.Training.Epochs;
+
+    /// <summary>Completes when training is over and every evaluation has finished.</summary>
+    public Task Finished => _finished.Task;
+
+    /// <summary>Set when a status request was answered after the run finished (a launcher has the final figures).</summary>
+    public bool FinalStatusServed { get; set; }
+
+    /// <summary>Seconds from the start until the target accuracy was first reached, if it was.</summary>
+    public double? TimeToAccuracy { get; private set; }
+
+    private void OnApplied(AppliedUpdate update)
+    {
+        // NOTE: runs under the rule's lock: only cheap bookkeeping and a weight copy here.
+        _epochLossSum += (double)update.Loss * update.Samples;
+        _epochSamples += update.Samples;
+        long samples = Recorder.Samples;
+        if (samples >= (_epochsDone + 1) * _samplesPerEpoch)
+        {
+            _epochsDone++;
+            var weights = new float[Store.Size];
+            Store.CopyWeights(weights);
+            var epoch = new EpochStatus
+            {
+                Epoch = _epochsDone,
+                TrainLoss = _epochLossSum / Math.Max(1, _epochSamples),
+                Seconds = _epochClock.Elapsed.TotalSeconds,
+                ImagesPerSec = _epochSamples / Math.Max(1e-9, _epochClock.Elapsed.TotalSeconds),
+            };
+            _epochClock.Restart();
+            _epochLossSum = 0;
+            _epochSamples = 0;
+            bool last = samples >= TotalSamples;
+            lock (_evaluations)
+            {
+                _evaluations.Add(Task.Run(() => Evaluate(weights, epoch)));
+            }
+            if (last)
+            {
+                Rule.Finish();
+                _ = CompleteAsync();
+            }
+        }
+    }
+
+    private void Evaluate(float[] weights, EpochStatus epoch)
+    {
+        _evaluating.Wait();
+        try
+        {
+            weights.CopyTo(_evaluationModel.Parameters, 0);
+            var result = Trainer.Evaluate(_evaluationModel, _test);
+            epoch.TestLoss = result.Loss;
+            epoch.TestAccuracy = result.Accuracy;
+            Recorder.RecordEpoch(epoch);
+            _logger.LogInformation("epoch {Epoch}: train loss {TrainLoss:F4}, test loss {TestLoss:F4}, test accuracy {Accuracy:P2}, {Rate:N0} images/s",
+                epoch.Epoch, epoch.TrainLoss, epoch.TestLoss, epoch.TestAccuracy, epoch.ImagesPerSec);
+            if (Options.TargetAccuracy is double target && result.Accuracy >= target && TimeToAccuracy is null)
+            {
+                TimeToAccuracy = Recorder.Seconds;
+                _logger.LogInformation("target accuracy {Target:P1} reached after {Seconds:F1} s", target, TimeToAccuracy);
+                Rule.Finish();
+                _ = CompleteAsync();
+            }
+        }
+        finally
+        {
+            _evaluating.Release();
+        }
+    }
+
+    private async Task CompleteAsync()
+    {
+        Task[] pending;
+        lock (_evaluations)
+        {
+            pending = [.. _evaluations];
+        }
+        await Task.WhenAll(pending).ConfigureAwait(false);
+        _finished.TrySetResult();
+    }
+
+    /// <summary>Ends the run early (Ctrl+C, every worker gone).</summary>
+    public void Stop()
+    {
+        Rule.Finish();
+        _ = CompleteAsync();
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        _evaluationTeam.Dispose();
+        _evaluating.Dispose();
+    }
+}

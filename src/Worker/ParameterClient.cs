@@ -1,0 +1,130 @@
+using System.Diagnostics;
+using System.Net.Http;
+using Cluster.Wire;
+using Google.Protobuf;
+using Grpc.Net.Client;
+
+namespace Cluster.Worker;
+
+/// <summary>Result of one pull.</summary>
+/// <param name="Version">The version received.</param>
+/// <param name="Finished">The run is over.</param>
+/// <param name="WaitedMs">Time the server held the pull back for the consistency rule.</param>
+public readonly record struct PullResult(long Version, bool Finished, double WaitedMs);
+
+/// <summary>
+/// The worker's side of the wire: pulls weights and pushes gradients as chunked streams. The
+/// gradient buffer is wrapped once as bytes and sliced per chunk, so a push copies nothing before
+/// the socket.
+/// </summary>
+public sealed class ParameterClient : IDisposable
+{
+    private readonly GrpcChannel _channel;
+
+    /// <summary>Connects (lazily) to <paramref name="address"/> with HTTP/2 windows sized for whole-model transfers.</summary>
+    public ParameterClient(string address, int maxMessageBytes = 8 * 1024 * 1024)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            InitialHttp2StreamWindowSize = 16 * 1024 * 1024,
+            EnableMultipleHttp2Connections = true,
+            PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
+            ConnectTimeout = TimeSpan.FromSeconds(5),
+        };
+        _channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions
+        {
+            HttpHandler = handler,
+            MaxReceiveMessageSize = maxMessageBytes,
+            MaxSendMessageSize = maxMessageBytes,
+        });
+        Client = new Wire.ParameterServer.ParameterServerClient(_channel);
+    }
+
+    /// <summary>The generated stub, for the small calls.</summary>
+    public Wire.ParameterServer.ParameterServerClient Client { get; }
+
+    /// <summary>Pulls the weights into <paramref name="weights"/>.</summary>
+    public async Task<PullResult> PullAsync(int worker, long minVersion, float[] weights, CancellationToken cancel)
+    {
+        using var call = Client.Pull(new PullRequest { WorkerId = worker, MinVersion = minVersion }, cancellationToken: cancel);
+        int offset = 0, expectedIndex = 0;
+        var result = new PullResult(-1, false, 0);
+        while (await call.ResponseStream.MoveNext(cancel).ConfigureAwait(false))
+        {
+            var chunk = call.ResponseStream.Current;
+            if (chunk.Index != expectedIndex || chunk.Data.Length % sizeof(float) != 0 || offset + chunk.Data.Length / sizeof(float) > weights.Length)
+            {
+                throw new InvalidDataException($"pull: chunk {chunk.Index} of {chunk.Count} ({chunk.Data.Length} bytes) does not fit a model of {weights.Length} floats at offset {offset}");
+            }
+            FloatBytes.CopyTo(chunk.Data.Span, weights.AsSpan(offset));
+            offset += chunk.Data.Length / sizeof(float);
+            expectedIndex++;
+            result = new PullResult(chunk.Version, chunk.Finished, expectedIndex == 1 ? chunk.WaitedMs : result.WaitedMs);
+        }
+        if (offset != weights.Length)
+        {
+            throw new InvalidDataException($"pull: received {offset} of {weights.Length} floats");
+        }
+        return result;
+    }
+
+    /// <summary>Pushes <paramref name="gradientBytes"/> (a float buffer wrapped by <see cref="FloatBytes.AsBytes"/>) in chunks.</summary>
+    public async Task<PushReply> PushAsync(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, int chunkFloats, float loss, int samples, CancellationToken cancel)
+    {
+        using var call = Client.Push(cancellationToken: cancel);
+        int chunkBytes = chunkFloats * sizeof(float);
+        int count = (gradientBytes.Length + chunkBytes - 1) / chunkBytes;
+        for (int i = 0; i < count; i++)
+        {
+            int offset = i * chunkBytes;
+            await call.RequestStream.WriteAsync(new GradientChunk
+            {
+                WorkerId = worker,
+                Step = step,
+                BaseVersion = baseVersion,
+                Index = i,
+                Count = count,
+                Data = UnsafeByteOperations.UnsafeWrap(gradientBytes.Slice(offset, Math.Min(chunkBytes, gradientBytes.Length - offset))),
+                Loss = i == 0 ? loss : 0,
+                Samples = i == 0 ? samples : 0,
+            }, cancel).ConfigureAwait(false);
+        }
+        await call.RequestStream.CompleteAsync().ConfigureAwait(false);
+        return await call.ResponseAsync.ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => _channel.Dispose();
+}
+
+/// <summary>Accumulates a worker's time split.</summary>
+public sealed class TimeSplitClock
+{
+    private readonly TimeSplit _split = new();
+
+    /// <summary>Adds one step's parts.</summary>
+    public void Add(double computeMs, double pushMs, double pullMs, double waitMs, int samples)
+    {
+        lock (_split)
+        {
+            _split.ComputeMs += computeMs;
+            _split.PushMs += pushMs;
+            _split.PullMs += pullMs;
+            _split.WaitMs += waitMs;
+            _split.Steps++;
+            _split.Samples += samples;
+        }
+    }
+
+    /// <summary>A copy of the totals.</summary>
+    public TimeSplit Snapshot()
+    {
+        lock (_split)
+        {
+            return _split.Clone();
+        }
+    }
+
+    /// <summary>Milliseconds since <paramref name="start"/> (a Stopwatch timestamp).</summary>
+    public static double Since(long start) => Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+}

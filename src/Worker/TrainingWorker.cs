@@ -1,0 +1,203 @@
+using System.Diagnostics;
+using Cluster.Data;
+using Cluster.Models;
+using Cluster.Optim;
+using Cluster.Tensors;
+using Cluster.Training;
+using Cluster.Wire;
+using Grpc.Core;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Cluster.Worker;
+
+/// <summary>How a worker's run ended, for the process exit code.</summary>
+public sealed class WorkerOutcome
+{
+    /// <summary>0 when the run finished, 1 when the server could not be reached or failed.</summary>
+    public int ExitCode { get; set; } = 1;
+}
+
+/// <summary>
+/// A cluster worker: joins the parameter server, then repeats pull → forward/backward on its
+/// shard → push until the server says the run is over, and reports its time split (compute, push,
+/// pull, waiting) in heartbeats. An unreachable server is reported in one line and retried with
+/// back-off.
+/// </summary>
+public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcome outcome, IHostApplicationLifetime lifetime, ILogger<TrainingWorker> logger)
+    : BackgroundService
+{
+    private readonly WorkerOptions _options = options.Value;
+    private readonly TimeSplitClock _clock = new();
+
+    /// <inheritdoc/>
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        try
+        {
+            outcome.ExitCode = await RunAsync(stoppingToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            outcome.ExitCode = 130;
+        }
+        catch (Exception e) when (e is RpcException or InvalidDataException or HttpRequestException)
+        {
+            logger.LogError("worker stopped: {Message}", e is RpcException r ? $"{r.StatusCode}: {r.Status.Detail}" : e.Message);
+            outcome.ExitCode = 1;
+        }
+        finally
+        {
+            lifetime.StopApplication();
+        }
+    }
+
+    private async Task<int> RunAsync(CancellationToken cancel)
+    {
+        using var client = new ParameterClient(_options.Server);
+        var join = await JoinWithRetryAsync(client, cancel).ConfigureAwait(false);
+        if (join is null)
+        {
+            return 1;
+        }
+        var settings = join.Settings;
+        int threads = _options.Threads > 0 ? _options.Threads : Math.Max(1, settings.Threads);
+        using var team = new ThreadTeam(threads);
+        var spec = ModelSpec.Parse(join.ModelSpec);
+        var model = new Sequential(spec) { Team = team };
+        if (model.ParameterCount != join.ParameterCount)
+        {
+            throw new InvalidDataException($"the server's model has {join.ParameterCount} parameters but its spec builds {model.ParameterCount}");
+        }
+        var data = FashionMnist.Load(string.IsNullOrEmpty(settings.Data) ? null : settings.Data);
+        bool emulated = settings.Compute == "emulated";
+        // The trainer's optimizer is never stepped here: the server owns the update.
+        var trainer = new Trainer(model, Optimizer.Create(new OptimizerOptions { Name = "sgd" }, model.NamedParameters), settings.Batch);
+        var batches = new BatchIterator(data.Train, settings.Batch, settings.Seed, shuffle: true, join.ShardIndex, join.ShardCount);
+        var gradientBytes = FloatBytes.AsBytes(model.Gradients);
+        logger.LogInformation("worker {Id}/{Count}: {Mode}, model {Params:N0} parameters, shard {Shard} of {Shards} ({Samples:N0} samples), batch {Batch}, {Threads} thread(s), compute {Compute}",
+            join.WorkerId, join.WorkerCount, settings.Mode, model.ParameterCount, join.ShardIndex, join.ShardCount, batches.SampleCount, settings.Batch, threads, settings.Compute);
+
+        using var heartbeats = new CancellationTokenSource();
+        var heartbeat = HeartbeatLoopAsync(client, join.WorkerId, heartbeats.Token);
+        bool sync = settings.Mode == "sync";
+        long minVersion = 0, step = 0;
+        int epoch = 0;
+        batches.StartEpoch(epoch);
+        try
+        {
+            while (!cancel.IsCancellationRequested)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                var pulled = await client.PullAsync(join.WorkerId, minVersion, model.Parameters, cancel).ConfigureAwait(false);
+                double pullMs = TimeSplitClock.Since(t0);
+                if (pulled.Finished)
+                {
+                    break;
+                }
+
+                long t1 = Stopwatch.GetTimestamp();
+                trainer.Images.SetBatchSize(settings.Batch);
+                int count = batches.Next(trainer.Images.Span, trainer.Labels);
+                if (count == 0)
+                {
+                    batches.StartEpoch(++epoch);
+                    count = batches.Next(trainer.Images.Span, trainer.Labels);
+                }
+                float loss;
+                if (emulated)
+                {
+                    // Scaling runs measure the wire and the server: the compute is replaced by its measured duration.
+                    Thread.Sleep(TimeSpan.FromMilliseconds(settings.EmulatedComputeMs));
+                    loss = 0f;
+                }
+                else
+                {
+                    loss = trainer.ComputeGradient(count);
+                }
+                if (_options.SlowdownMs > 0)
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(_options.SlowdownMs), cancel).ConfigureAwait(false);
+                }
+                double computeMs = TimeSplitClock.Since(t1);
+
+                long t2 = Stopwatch.GetTimestamp();
+                await client.PushAsync(join.WorkerId, step, pulled.Version, gradientBytes, join.ChunkFloats, loss, count, cancel).ConfigureAwait(false);
+                double pushMs = TimeSplitClock.Since(t2);
+                _clock.Add(computeMs, pushMs, Math.Max(0, pullMs - pulled.WaitedMs), pulled.WaitedMs, count);
+                step++;
+                minVersion = sync ? pulled.Version + 1 : 0;
+            }
+        }
+        finally
+        {
+            await heartbeats.CancelAsync().ConfigureAwait(false);
+            await heartbeat.ConfigureAwait(false);
+            await SendHeartbeatAsync(client, join.WorkerId).ConfigureAwait(false);
+            try
+            {
+                await client.Client.LeaveAsync(new LeaveRequest { WorkerId = join.WorkerId }, deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (RpcException)
+            {
+                // The server may already be gone at the end of a run.
+            }
+        }
+        var split = _clock.Snapshot();
+        logger.LogInformation("worker {Id} done: {Steps} steps, compute {Compute:F0} ms, push {Push:F0} ms, pull {Pull:F0} ms, waiting {Wait:F0} ms",
+            join.WorkerId, split.Steps, split.ComputeMs, split.PushMs, split.PullMs, split.WaitMs);
+        return 0;
+    }
+
+    private async Task<JoinReply?> JoinWithRetryAsync(ParameterClient client, CancellationToken cancel)
+    {
+        var deadline = Stopwatch.StartNew();
+        var delay = TimeSpan.FromMilliseconds(250);
+        while (true)
+        {
+            try
+            {
+                return await client.Client.JoinAsync(new JoinRequest { WorkerName = _options.Name }, cancellationToken: cancel).ConfigureAwait(false);
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable)
+            {
+                if (deadline.Elapsed.TotalSeconds + delay.TotalSeconds > _options.ConnectTimeoutSeconds)
+                {
+                    logger.LogError("cannot reach the parameter server at {Server} after {Seconds:F0} s: giving up", _options.Server, deadline.Elapsed.TotalSeconds);
+                    return null;
+                }
+                logger.LogWarning("cannot reach the parameter server at {Server} ({Reason}); retrying in {Delay:F1} s", _options.Server, e.Status.Detail, delay.TotalSeconds);
+                await Task.Delay(delay, cancel).ConfigureAwait(false);
+                delay = TimeSpan.FromMilliseconds(Math.Min(5000, delay.TotalMilliseconds * 2));
+            }
+        }
+    }
+
+    private async Task HeartbeatLoopAsync(ParameterClient client, int worker, CancellationToken cancel)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(_options.HeartbeatSeconds));
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancel).ConfigureAwait(false))
+            {
+                await SendHeartbeatAsync(client, worker).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private async Task SendHeartbeatAsync(ParameterClient client, int worker)
+    {
+        try
+        {
+            await client.Client.HeartbeatAsync(new HeartbeatRequest { WorkerId = worker, Time = _clock.Snapshot() }, deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (RpcException)
+        {
+            // A missed heartbeat is not fatal; the next one carries the totals.
+        }
+    }
+}

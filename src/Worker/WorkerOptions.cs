@@ -1,0 +1,23 @@
+namespace Cluster.Worker;
+
+/// <summary>A worker's own settings (the training settings come from the server at join). Bound from the "Worker" configuration section and the command line.</summary>
+public sealed class WorkerOptions
+{
+    /// <summary>The parameter server's address, e.g. http://10.0.0.5:5000. Required.</summary>
+    public string Server { get; set; } = "";
+
+    /// <summary>Name shown in the server's status. Default: host:pid.</summary>
+    public string Name { get; set; } = $"{Environment.MachineName}:{Environment.ProcessId}";
+
+    /// <summary>Compute threads; 0 takes the server's setting. Default 0.</summary>
+    public int Threads { get; set; }
+
+    /// <summary>How long to keep retrying to reach the server before giving up, in seconds. Default 60.</summary>
+    public double ConnectTimeoutSeconds { get; set; } = 60;
+
+    /// <summary>Interval between heartbeats, in seconds. Default 1.</summary>
+    public double HeartbeatSeconds { get; set; } = 1;
+
+    /// <summary>Extra wait per step in ms, to emulate a slow machine (stragglers in tests and demos). Default 0.</summary>
+    public double SlowdownMs { get; set; }
+}
