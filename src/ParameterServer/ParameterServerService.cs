@@ -112,10 +112,6 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
                     {
                         throw Reject(StatusCode.FailedPrecondition, $"push from worker {chunk.WorkerId} is based on version {chunk.BaseVersion} but the server is at {run.Store.Version}: a version from the future");
                     }
-                    if (chunk.Samples < 1 || !float.IsFinite(chunk.Loss))
-                    {
-                        throw Reject(StatusCode.InvalidArgument, $"push from worker {chunk.WorkerId} reports {chunk.Samples} samples and loss {chunk.Loss}: need at least 1 sample and a finite loss");
-                    }
                     buffer = run.Pool.Rent();
                 }
                 else if (chunk.WorkerId != first.WorkerId || chunk.Step != first.Step || chunk.BaseVersion != first.BaseVersion)
@@ -125,6 +121,10 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
                 if (chunk.Index != received)
                 {
                     throw Reject(StatusCode.InvalidArgument, $"push from worker {first.WorkerId}: chunk {chunk.Index} arrived where chunk {received} was expected (out of order)");
+                }
+                if (received == 0 && (chunk.Samples < 1 || !float.IsFinite(chunk.Loss)))
+                {
+                    throw Reject(StatusCode.InvalidArgument, $"push from worker {chunk.WorkerId} reports {chunk.Samples} samples and loss {chunk.Loss}: need at least 1 sample and a finite loss");
                 }
                 int offset = received * ChunkFloats;
                 int floats = Math.Min(ChunkFloats, run.Store.Size - offset);

@@ -1,0 +1,69 @@
+using Cluster.Optim;
+using Cluster.Training;
+using Xunit.Abstractions;
+
+namespace Cluster.ParameterServer.Tests;
+
+/// <summary>Asynchronous and bounded-staleness training on real data, with concurrent workers.</summary>
+[Collection(nameof(TimingSensitive))]
+public sealed class AsynchronousRuleTests(ITestOutputHelper output)
+{
+    private static readonly OptimizerOptions Adam = new() { Name = "adam", LearningRate = 1e-3f };
+
+    [Theory]
+    [InlineData("async", 3, 4)]
+    [InlineData("ssp:2", 4, 4)]
+    public async Task TrainsTheEmbeddedSubsetToEightyPercent(string mode, int workers, int epochs)
+    {
+        var cluster = new InProcessCluster("mlp", mode, workers, 0, Adam);
+        long total = epochs * (long)InProcessCluster.Data.Train.Count;
+
+        await cluster.RunAsync(total, InProcessCluster.RealCompute, TimeSpan.FromSeconds(120));
+
+        var model = new Models.Sequential(cluster.Spec);
+        cluster.Weights().CopyTo(model.Parameters, 0);
+        var test = Trainer.Evaluate(model, InProcessCluster.Data.Test);
+        var histogram = cluster.Recorder.StalenessHistogram();
+        output.WriteLine($"{mode}, {workers} workers: test accuracy {test.Accuracy:P2}, {cluster.Store.Version} updates, staleness histogram [{string.Join(", ", histogram)}]");
+        Assert.True(test.Accuracy >= 0.80, $"test accuracy {test.Accuracy:P2} is below 80%");
+        Assert.Equal(cluster.Store.Version, histogram.Sum());
+    }
+
+    [Fact]
+    public async Task SspTwoNeverAppliesAGradientStalerThanTwo()
+    {
+        // Stragglers make staleness want to grow: worker 0 is slow, the others fast.
+        var cluster = new InProcessCluster("mlp", "ssp:2", 5, 0, Adam);
+        await cluster.RunAsync(64 * 1500, (worker, model, trainer, batches) =>
+        {
+            if (worker == 0)
+            {
+                Thread.Sleep(15);
+            }
+            return (0.5f, 64);
+        }, TimeSpan.FromSeconds(60));
+
+        var histogram = cluster.Recorder.StalenessHistogram();
+        output.WriteLine($"ssp:2 with a straggler: staleness histogram [{string.Join(", ", histogram)}]");
+        Assert.True(histogram.Length <= 3, $"a gradient {histogram.Length - 1} versions stale was applied");
+        Assert.True(histogram.Length == 3 && histogram[2] > 0, "the bound should be reached, not just respected trivially");
+    }
+
+    [Fact]
+    public async Task AsyncRecordsStalenessBeyondTheSspBound()
+    {
+        var cluster = new InProcessCluster("mlp", "async", 5, 0, Adam);
+        await cluster.RunAsync(64 * 1500, (worker, model, trainer, batches) =>
+        {
+            if (worker == 0)
+            {
+                Thread.Sleep(15);
+            }
+            return (0.5f, 64);
+        }, TimeSpan.FromSeconds(60));
+
+        var histogram = cluster.Recorder.StalenessHistogram();
+        output.WriteLine($"async with a straggler: staleness histogram [{string.Join(", ", histogram)}]");
+        Assert.True(histogram.Length > 3, "a slow worker under async should see staleness above 2");
+    }
+}

@@ -1,0 +1,39 @@
+using System.Diagnostics;
+using Cluster.Optim;
+using Xunit.Abstractions;
+
+namespace Cluster.ParameterServer.Tests;
+
+/// <summary>Backup workers (Chen et al. 2016): a straggler does not set the pace of sync SGD.</summary>
+[Collection(nameof(TimingSensitive))]
+public sealed class BackupWorkerTests(ITestOutputHelper output)
+{
+    private const int SlowMs = 60;
+    private static readonly OptimizerOptions Sgd = new() { Name = "sgd", LearningRate = 1e-3f };
+
+    private static (float, int) Emulated(int worker, Models.Sequential model, Training.Trainer trainer, Data.BatchIterator batches)
+    {
+        // Worker 2 is the straggler.
+        Thread.Sleep(worker == 2 ? SlowMs : 2);
+        return (0.5f, 64);
+    }
+
+    [Fact]
+    public async Task WithABackupWorkerSyncStepsAtTheSpeedOfTheOthers()
+    {
+        var withBackup = new InProcessCluster("mlp", "sync", 2, 1, Sgd);
+        var clock = Stopwatch.StartNew();
+        await withBackup.RunAsync(40 * 128, Emulated, TimeSpan.FromSeconds(60));
+        double backupStepMs = clock.Elapsed.TotalMilliseconds / withBackup.Store.Version;
+
+        var without = new InProcessCluster("mlp", "sync", 3, 0, Sgd);
+        clock.Restart();
+        await without.RunAsync(10 * 192, Emulated, TimeSpan.FromSeconds(60));
+        double plainStepMs = clock.Elapsed.TotalMilliseconds / without.Store.Version;
+
+        output.WriteLine($"straggler {SlowMs} ms/step: sync 2+1 backup {backupStepMs:F1} ms/step ({withBackup.Recorder.DroppedLate} late gradients dropped); sync 3 workers {plainStepMs:F1} ms/step");
+        Assert.True(plainStepMs >= SlowMs * 0.9, "without a backup every step waits for the straggler");
+        Assert.True(backupStepMs < SlowMs / 2.0, $"with a backup worker a step took {backupStepMs:F1} ms; the straggler takes {SlowMs} ms");
+        Assert.True(withBackup.Recorder.DroppedLate > 0, "the straggler's late gradients are dropped and counted");
+    }
+}

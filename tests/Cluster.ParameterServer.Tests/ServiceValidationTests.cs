@@ -1,0 +1,179 @@
+using Cluster.Data;
+using Cluster.Training;
+using Cluster.Wire;
+using Cluster.Worker;
+using Google.Protobuf;
+using Grpc.Core;
+using Microsoft.AspNetCore.Builder;
+
+namespace Cluster.ParameterServer.Tests;
+
+/// <summary>
+/// Bad pushes against a real server on loopback: each is refused with a precise gRPC status and
+/// message, counted, and the weights stay exactly as they were.
+/// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "xunit disposes it through IAsyncLifetime.DisposeAsync")]
+public sealed class ServiceValidationTests : IAsyncLifetime
+{
+    private WebApplication? _app;
+    private ParameterClient? _client;
+    private int _worker;
+    private float[] _initial = [];
+    private int _size;
+    private const int ChunkFloats = 64 * 1024;
+
+    public async Task InitializeAsync()
+    {
+        var options = new ServerOptions
+        {
+            Training = new TrainingOptions { Model = "mlp", Data = "embedded", Epochs = 1 },
+            Workers = 1,
+            Mode = "async",
+            Host = "127.0.0.1",
+            Port = 0,
+            ChunkFloats = ChunkFloats,
+        };
+        options.Validate();
+        _app = ParameterServerHost.Build(options, FashionMnist.LoadEmbedded());
+        await _app.StartAsync();
+        _client = new ParameterClient(ParameterServerHost.ListeningAddress(_app));
+        var join = await _client.Client.JoinAsync(new JoinRequest { WorkerName = "test" });
+        _worker = join.WorkerId;
+        _size = join.ParameterCount;
+        _initial = new float[_size];
+        await _client.PullAsync(_worker, 0, _initial, CancellationToken.None);
+    }
+
+    public async Task DisposeAsync()
+    {
+        _client?.Dispose();
+        if (_app is not null)
+        {
+            await _app.StopAsync();
+            await _app.DisposeAsync();
+        }
+    }
+
+    private int Chunks => (_size + ChunkFloats - 1) / ChunkFloats;
+
+    private GradientChunk Chunk(int index, float[] values, long baseVersion = 0, int? worker = null, int? count = null, int? floats = null)
+    {
+        int offset = index * ChunkFloats;
+        int length = floats ?? Math.Min(ChunkFloats, _size - offset);
+        var bytes = new byte[length * sizeof(float)];
+        Buffer.BlockCopy(values, offset * sizeof(float), bytes, 0, Math.Min(bytes.Length, (values.Length - offset) * sizeof(float)));
+        return new GradientChunk
+        {
+            WorkerId = worker ?? _worker,
+            Step = 1,
+            BaseVersion = baseVersion,
+            Index = index,
+            Count = count ?? Chunks,
+            Data = ByteString.CopyFrom(bytes),
+            Loss = index == 0 ? 1f : 0f,
+            Samples = index == 0 ? 64 : 0,
+        };
+    }
+
+    private async Task<RpcException> PushExpectingFailure(IEnumerable<GradientChunk> chunks)
+    {
+        using var call = _client!.Client.Push();
+        try
+        {
+            foreach (var chunk in chunks)
+            {
+                await call.RequestStream.WriteAsync(chunk);
+            }
+            await call.RequestStream.CompleteAsync();
+        }
+        catch (RpcException)
+        {
+            // The server may fail the call while chunks are still being written.
+        }
+        return await Assert.ThrowsAsync<RpcException>(async () => await call.ResponseAsync);
+    }
+
+    private async Task AssertWeightsUntouched()
+    {
+        var now = new float[_size];
+        var pulled = await _client!.PullAsync(_worker, 0, now, CancellationToken.None);
+        Assert.Equal(0, pulled.Version);
+        Assert.Equal(_initial, now);
+    }
+
+    private float[] Gradient(float value = 0.01f) => Enumerable.Repeat(value, _size).ToArray();
+
+    [Fact]
+    public async Task WrongLengthIsInvalidArgument()
+    {
+        var e = await PushExpectingFailure([Chunk(0, Gradient(), floats: 100)]);
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Contains("bytes; expected", e.Status.Detail);
+        await AssertWeightsUntouched();
+    }
+
+    [Fact]
+    public async Task ChunkOutOfOrderIsInvalidArgument()
+    {
+        var g = Gradient();
+        var e = await PushExpectingFailure([Chunk(1, g), Chunk(0, g)]);
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Contains("out of order", e.Status.Detail);
+        await AssertWeightsUntouched();
+    }
+
+    [Theory]
+    [InlineData(float.NaN)]
+    [InlineData(float.PositiveInfinity)]
+    public async Task NonFiniteGradientIsInvalidArgument(float bad)
+    {
+        var g = Gradient();
+        g[_size - 3] = bad;
+        var e = await PushExpectingFailure(Enumerable.Range(0, Chunks).Select(i => Chunk(i, g)));
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Contains("NaN or Inf", e.Status.Detail);
+        await AssertWeightsUntouched();
+    }
+
+    [Fact]
+    public async Task UnknownWorkerIsNotFound()
+    {
+        var e = await PushExpectingFailure([Chunk(0, Gradient(), worker: 42)]);
+        Assert.Equal(StatusCode.NotFound, e.StatusCode);
+        Assert.Contains("worker 42", e.Status.Detail);
+        await AssertWeightsUntouched();
+    }
+
+    [Fact]
+    public async Task VersionFromTheFutureIsFailedPrecondition()
+    {
+        var e = await PushExpectingFailure([Chunk(0, Gradient(), baseVersion: 99)]);
+        Assert.Equal(StatusCode.FailedPrecondition, e.StatusCode);
+        Assert.Contains("version from the future", e.Status.Detail);
+        await AssertWeightsUntouched();
+    }
+
+    [Fact]
+    public async Task TruncatedPushIsInvalidArgumentAndCounted()
+    {
+        var e = await PushExpectingFailure([Chunk(0, Gradient())]);
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Contains($"after 1 of {Chunks} chunks", e.Status.Detail);
+        var status = await _client!.Client.StatusAsync(new StatusRequest());
+        Assert.Equal(1, status.RejectedPushes);
+        await AssertWeightsUntouched();
+    }
+
+    [Fact]
+    public async Task AValidPushIsAppliedAndVersioned()
+    {
+        var g = Gradient();
+        var reply = await _client!.PushAsync(_worker, 1, 0, FloatBytes.AsBytes(g), ChunkFloats, 1f, 64, CancellationToken.None);
+        Assert.Equal("applied", reply.Outcome);
+        Assert.Equal(1, reply.Version);
+        var now = new float[_size];
+        await _client.PullAsync(_worker, 0, now, CancellationToken.None);
+        // Adam's first step moves every weight by about lr against the gradient's sign.
+        Assert.All(Enumerable.Range(0, _size).Where(i => i % 9973 == 0), i => Assert.Equal(_initial[i] - 1e-3f, now[i], 1e-5f));
+    }
+}
