@@ -52,7 +52,11 @@ internal static class LocalCommand
     }
 
     /// <summary>What a local run produced.</summary>
-    public sealed record Result(int ExitCode, StatusReply? Status, string LogDirectory);
+    public sealed record Result(int ExitCode, StatusReply? Status, string LogDirectory)
+    {
+        /// <summary>The process ids of the server and the workers that were started.</summary>
+        public IReadOnlyList<int> ProcessIds { get; init; } = [];
+    }
 
     /// <summary>Runs the cluster to the end; used by <c>local</c> and by <c>bench scaling</c>.</summary>
     public static async Task<Result> RunAsync(ServerOptions options, IReadOnlyDictionary<int, double> slowWorkers, string? logDirectory, TextWriter output, bool live, bool quiet, CancellationToken cancel)
@@ -70,18 +74,19 @@ internal static class LocalCommand
         Directory.CreateDirectory(logs);
         string address = $"http://127.0.0.1:{options.Port}";
         using var children = new ChildProcesses(logs);
+        Result Done(int code, StatusReply? status) => new(code, status, logs) { ProcessIds = [.. children.All.Select(c => c.Process.Id)] };
         var server = children.Start("server", ["server", .. ClusterFlags.ToArguments(options), "--threads", "1"]);
         using var client = new ParameterClient(address);
         if (!await WaitForServerAsync(client, server, cancel).ConfigureAwait(false))
         {
             if (cancel.IsCancellationRequested)
             {
-                return new Result(130, null, logs);
+                return Done(130, null);
             }
             string tail = children.Tail("server");
             output.WriteLine($"the parameter server did not start (exit code {(server.HasExited ? server.ExitCode : -1)}); its log {Path.Combine(logs, "server.log")} ends:");
             output.WriteLine(tail);
-            return new Result(server.HasExited && server.ExitCode == Cli.UsageError ? Cli.UsageError : 1, null, logs);
+            return Done(server.HasExited && server.ExitCode == Cli.UsageError ? Cli.UsageError : 1, null);
         }
         for (int i = 0; i < options.ExpectedWorkers; i++)
         {
@@ -105,7 +110,7 @@ internal static class LocalCommand
         catch (OperationCanceledException)
         {
             output.WriteLine("stopping: every process of the cluster is being stopped");
-            return new Result(130, last, logs);
+            return Done(130, last);
         }
         bool exited = await children.WaitAllAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
         var failed = children.All.Where(c => !c.Process.HasExited || c.Process.ExitCode != 0).ToList();
@@ -119,7 +124,7 @@ internal static class LocalCommand
         {
             code = Cli.UsageError;
         }
-        return new Result(code, last, logs);
+        return Done(code, last);
     }
 
     private static async Task<bool> WaitForServerAsync(ParameterClient client, System.Diagnostics.Process server, CancellationToken cancel)

@@ -1,0 +1,95 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Cluster.Launcher.Commands;
+using Cluster.ParameterServer;
+using Cluster.Tests;
+using Cluster.Training;
+
+namespace Cluster.Launcher.Tests;
+
+/// <summary>
+/// A whole cluster as real processes on loopback: a parameter server and worker processes started
+/// by <c>cluster local</c>, trained on the embedded data, and all of them gone afterwards.
+/// </summary>
+[Collection(nameof(ProcessTests))]
+public sealed class LocalClusterTests
+{
+    [Fact]
+    public async Task SyncClusterOfProcessesTrainsAndLeavesNoProcessBehind()
+    {
+        using var scratch = new ScratchDirectory();
+        string metrics = scratch.File("metrics.jsonl");
+        var options = new ServerOptions
+        {
+            Training = new TrainingOptions { Model = "mlp", Epochs = 2, Data = "embedded", Metrics = metrics },
+            Workers = 2,
+            Mode = "sync",
+            Host = "127.0.0.1",
+            Port = 0,
+        };
+        var output = new StringWriter();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+
+        var result = await LocalCommand.RunAsync(options, new Dictionary<int, double>(), scratch.File("logs"), output, live: false, quiet: false, timeout.Token);
+
+        Assert.True(result.ExitCode == 0, output.ToString());
+        Assert.Equal(3, result.ProcessIds.Count);
+        foreach (int pid in result.ProcessIds)
+        {
+            Assert.False(IsRunning(pid), $"process {pid} of the cluster is still running");
+        }
+        string[] lines = File.ReadAllLines(metrics);
+        Assert.Equal(2, lines.Length);
+        using var last = JsonDocument.Parse(lines[^1]);
+        Assert.Equal("sync", last.RootElement.GetProperty("mode").GetString());
+        Assert.Equal(2, last.RootElement.GetProperty("workers").GetInt32());
+        Assert.True(last.RootElement.GetProperty("compute_ms").GetDouble() > 0);
+        double accuracy = last.RootElement.GetProperty("test_accuracy").GetDouble();
+        Assert.True(accuracy >= 0.8, $"test accuracy {accuracy:P2} after 2 epochs");
+        Assert.Contains("staleness histogram {0:", output.ToString());
+    }
+
+    [Theory]
+    [InlineData("--workers", "0", "--workers 0")]
+    [InlineData("--mode", "eventual", "eventual")]
+    [InlineData("--mode", "ssp:x", "ssp:x")]
+    [InlineData("--backup-workers", "-1", "--backup-workers -1")]
+    public void LocalRejectsBadFlagsBeforeStartingAnything(string flag, string value, string named)
+    {
+        var (code, output, error) = CliRunner.Run("local", flag, value, "--data", "embedded");
+        Assert.Equal(Cli.UsageError, code);
+        Assert.Contains(named, error);
+        Assert.DoesNotContain("local cluster", output);
+    }
+
+    [Fact]
+    public void ServerOnAPortInUseSaysSoInOneLine()
+    {
+        using var holder = new TcpListener(IPAddress.Loopback, 0);
+        holder.Start();
+        int port = ((IPEndPoint)holder.LocalEndpoint).Port;
+        var (code, _, error) = CliRunner.Run("server", "--host", "127.0.0.1", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--data", "embedded", "--model", "mlp");
+        Assert.Equal(Cli.UsageError, code);
+        Assert.Contains($"--port {port}", error);
+        Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        try
+        {
+            using var process = Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
+}
+
+/// <summary>Tests that start processes run one at a time.</summary>
+[CollectionDefinition(nameof(ProcessTests), DisableParallelization = true)]
+public sealed class ProcessTests;
