@@ -21,6 +21,7 @@ public static class StatusBuilder
             Seconds = run.Recorder.Seconds,
             Samples = run.Recorder.Samples,
             ImagesPerSec = run.Recorder.Samples / Math.Max(1e-9, run.Recorder.Seconds),
+            TimeToAccuracySeconds = run.TimeToAccuracy ?? 0,
         };
         reply.StalenessHistogram.AddRange(run.Recorder.StalenessHistogram());
         reply.Epochs.AddRange(run.Recorder.Epochs());

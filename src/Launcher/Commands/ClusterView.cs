@@ -125,6 +125,12 @@ internal sealed class ClusterView(TextWriter output, ServerOptions options, bool
         string staleness = hist.Count == 0 ? "none" : string.Join(", ", hist.Select((n, k) => (n, k)).Where(p => p.n > 0).Select(p => $"{p.k}: {p.n}"));
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"cluster finished: {s.Version:N0} updates, {s.Samples:N0} samples in {s.Seconds:F1} s, {s.ImagesPerSec:N0} images/s; staleness histogram {{{staleness}}}; {s.DroppedLate} dropped late, {s.RejectedPushes} rejected"));
+        if (options.TargetAccuracy is double target)
+        {
+            output.WriteLine(s.TimeToAccuracySeconds > 0
+                ? string.Create(CultureInfo.InvariantCulture, $"time to {target:P1} test accuracy: {s.TimeToAccuracySeconds:F1} s")
+                : string.Create(CultureInfo.InvariantCulture, $"the target of {target:P1} test accuracy was not reached"));
+        }
         foreach (var w in s.Workers)
         {
             var t = w.Time ?? new TimeSplit();

@@ -13,11 +13,12 @@ internal static class TrainCommand
     {
         var flags = new TrainingFlags();
         var save = new Option<string?>("--save") { Description = "write a safetensors checkpoint here at the end" };
-        var command = new Command("train", "train a model on Fashion-MNIST in this process") { save };
+        var target = new Option<double?>("--target-accuracy") { Description = "stop after the first epoch whose test accuracy reaches this fraction, e.g. 0.9" };
+        var command = new Command("train", "train a model on Fashion-MNIST in this process") { save, target };
         flags.AddTo(command);
         command.SetAction((parse, cancel) =>
         {
-            var options = flags.Bind(parse) with { Save = parse.GetValue(save) };
+            var options = flags.Bind(parse) with { Save = parse.GetValue(save), TargetAccuracy = parse.GetValue(target) };
             return Task.FromResult(Run(options, output, cancel));
         });
         return command;
@@ -35,6 +36,12 @@ internal static class TrainCommand
         {
             output.WriteLine("stopped before the end: no checkpoint written");
             return 130;
+        }
+        if (options.TargetAccuracy is double goal)
+        {
+            output.WriteLine(run.TimeToAccuracy is double seconds
+                ? string.Create(CultureInfo.InvariantCulture, $"time to {goal:P1} test accuracy: {seconds:F1} s")
+                : string.Create(CultureInfo.InvariantCulture, $"the target of {goal:P1} test accuracy was not reached in {options.Epochs} epoch(s)"));
         }
         if (options.Save is not null && results.Count > 0)
         {

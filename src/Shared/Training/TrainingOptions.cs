@@ -48,6 +48,9 @@ public sealed record TrainingOptions
     /// <summary>File receiving one JSON object per epoch, or null.</summary>
     public string? Metrics { get; init; }
 
+    /// <summary>Stop after the first epoch whose test accuracy reaches this fraction (time-to-accuracy), or null.</summary>
+    public double? TargetAccuracy { get; init; }
+
     /// <summary>Throws <see cref="InvalidOptionException"/> for the first setting out of range; resolves the model (which may throw <see cref="ModelSpecException"/>).</summary>
     public ModelSpec Validate()
     {
@@ -74,6 +77,10 @@ public sealed record TrainingOptions
         if (!OptimizerOptions.Names.Contains(Optimizer))
         {
             throw new InvalidOptionException($"--optimizer '{Optimizer}' is not known: use one of {string.Join(", ", OptimizerOptions.Names)}");
+        }
+        if (TargetAccuracy is double t && !(t > 0 && t <= 1))
+        {
+            throw new InvalidOptionException($"--target-accuracy {t} is not allowed: use a fraction in (0, 1], e.g. 0.9");
         }
         CheckOutputPath(Save, "--save");
         CheckOutputPath(Metrics, "--metrics");

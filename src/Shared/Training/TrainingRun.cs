@@ -45,6 +45,9 @@ public sealed class TrainingRun
     /// <summary>The model being trained.</summary>
     public Sequential Model { get; }
 
+    /// <summary>Seconds of training and evaluation until the target accuracy was reached, if it was.</summary>
+    public double? TimeToAccuracy { get; private set; }
+
     /// <summary>Runs every epoch; returns the results in order. Stops early, between steps, when <paramref name="cancel"/> fires.</summary>
     public IReadOnlyList<EpochResult> Run(ITrainingObserver observer, CancellationToken cancel = default)
     {
@@ -91,6 +94,11 @@ public sealed class TrainingRun
                 metrics.Flush();
             }
             observer.EpochDone(result);
+            if (_options.TargetAccuracy is double target && result.TestAccuracy >= target)
+            {
+                TimeToAccuracy = results.Sum(r => r.Seconds);
+                break;
+            }
         }
         return results;
     }
