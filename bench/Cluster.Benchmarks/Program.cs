@@ -16,6 +16,11 @@ if (args.Length > 1 && args[0] == "quick" && args[1] == "gemm")
     QuickBench.Gemm(args.Length > 2 ? int.Parse(args[2]) : 512, args.Length > 3 ? int.Parse(args[3]) : 1);
     return;
 }
+if (args.Length > 1 && args[0] == "quick" && args[1] == "wire")
+{
+    await WireBenchmark.RunAsync(args.Length > 2 ? int.Parse(args[2]) : 7, args.Length > 3 ? args[3] : "").ConfigureAwait(false);
+    return;
+}
 if (args.Length > 0 && args[0] == "quick")
 {
     QuickBench.Run();

@@ -27,6 +27,7 @@ public static class Cli
             ServerCommand.Create(output),
             WorkerCommand.Create(),
             LocalCommand.Create(output),
+            BenchScalingCommand.Create(output),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -1,0 +1,448 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Cluster.Data;
+using Cluster.ParameterServer;
+using Cluster.Training;
+using Cluster.Wire;
+using Cluster.Worker;
+using Google.Protobuf;
+using Grpc.Net.Client;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Cluster.Benchmarks;
+
+/// <summary>
+/// One way of moving weights and gradients over the wire. The defaults are what the parameter
+/// server (<see cref="ParameterServerHost"/>) and the worker (<see cref="ParameterClient"/>) use.
+/// </summary>
+public sealed record WireSettings
+{
+    /// <summary>The row's name in the report.</summary>
+    public string Name { get; init; } = "as shipped";
+
+    /// <summary>True: the server from <see cref="ParameterServerHost.Build"/> and the worker's <see cref="ParameterClient"/>; false: this benchmark's copies of both, with the settings below.</summary>
+    public bool Shipped { get; init; }
+
+    /// <summary>Floats per chunk on the wire. Default 262,144 (1 MiB), as <see cref="ServerOptions.ChunkFloats"/>.</summary>
+    public int ChunkFloats { get; init; } = new ServerOptions().ChunkFloats;
+
+    /// <summary>Kestrel's HTTP/2 stream window: how much of a push may be in flight.</summary>
+    public int ServerStreamWindow { get; init; } = ParameterServerHost.StreamWindowBytes;
+
+    /// <summary>Kestrel's HTTP/2 connection window.</summary>
+    public int ServerConnectionWindow { get; init; } = ParameterServerHost.ConnectionWindowBytes;
+
+    /// <summary>Largest HTTP/2 frame Kestrel accepts (what the worker may send in one DATA frame).</summary>
+    public int MaxFrameSize { get; init; } = 1024 * 1024 - 1;
+
+    /// <summary>Kestrel's response buffer per stream before writes wait; null for unbounded. Default 64 KiB, Kestrel's own.</summary>
+    public long? MaxResponseBufferSize { get; init; } = 64 * 1024;
+
+    /// <summary>Kestrel's socket transport waits for data before renting a read buffer (a zero-byte read first). Default true, Kestrel's own.</summary>
+    public bool WaitForDataBeforeAllocatingBuffer { get; init; } = true;
+
+    /// <summary>Kestrel runs the application's continuations on its I/O threads instead of the thread pool. Default false, Kestrel's own.</summary>
+    public bool InlineScheduling { get; init; }
+
+    /// <summary>The client's HTTP/2 stream window (at most 16 MiB in .NET): how much of a pull may be in flight.</summary>
+    public int ClientStreamWindow { get; init; } = 16 * 1024 * 1024;
+}
+
+/// <summary>
+/// Wire throughput on loopback (<c>quick wire [ROUNDS] [FILTER]</c>): 100 MiB sent over a bare TCP
+/// socket, and a 100 MiB gradient pushed and 100 MiB of weights pulled through the parameter
+/// server's real chunked gRPC streams (a server in this process, a model of 26.2 M parameters), as
+/// GiB/s and as a fraction of raw TCP; then the same under other chunk sizes, HTTP/2 windows, frame
+/// sizes, response buffers and socket settings. This machine's load drifts, so every round times a
+/// raw TCP transfer, the shipped pull and push and the variant's pull and push back to back, and
+/// the figures are medians over rounds; "× shipped" is the median of the per-round ratios. All
+/// settings at the default 7 rounds take about 2.5 minutes; a FILTER such as <c>"chunk|window"</c> picks some.
+/// </summary>
+public static class WireBenchmark
+{
+    /// <summary>One dense layer of 5120 × 5120 + 5120 = 26,219,520 parameters: 100.02 MiB as float32.</summary>
+    private const string ModelSpecText = "input 1 1 5120\nflatten\ndense 5120\n";
+
+    private const long Bytes = 26_219_520L * sizeof(float);
+
+    private const double GiB = 1024.0 * 1024 * 1024;
+
+    /// <summary>The settings compared with the shipped ones, one change at a time.</summary>
+    public static IReadOnlyList<WireSettings> Variants { get; } =
+    [
+        new() { Name = "copy of shipped (check)" },
+        new() { Name = "chunk 16 Ki floats (64 KiB)", ChunkFloats = 16 * 1024, Shipped = true },
+        new() { Name = "chunk 64 Ki floats (256 KiB)", ChunkFloats = 64 * 1024, Shipped = true },
+        new() { Name = "chunk 1 Mi floats (4 MiB)", ChunkFloats = 1024 * 1024, Shipped = true },
+        new() { Name = "chunk 4 Mi floats (16 MiB)", ChunkFloats = 4 * 1024 * 1024, Shipped = true },
+        new() { Name = "server windows 4 MiB / 8 MiB", ServerStreamWindow = 4 << 20, ServerConnectionWindow = 8 << 20 },
+        new() { Name = "client stream window 4 MiB", ClientStreamWindow = 4 << 20 },
+        new() { Name = "client stream window 1 MiB", ClientStreamWindow = 1 << 20 },
+        new() { Name = "server windows 64 MiB / 128 MiB", ServerStreamWindow = 64 << 20, ServerConnectionWindow = 128 << 20 },
+        new() { Name = "Kestrel MaxFrameSize 16 KiB", MaxFrameSize = 16 * 1024 },
+        new() { Name = "Kestrel MaxFrameSize 16 MiB", MaxFrameSize = (16 << 20) - 1 },
+        new() { Name = "response buffer 1 MiB", MaxResponseBufferSize = 1 << 20 },
+        new() { Name = "response buffer unbounded", MaxResponseBufferSize = null },
+        new() { Name = "no wait for data before reading", WaitForDataBeforeAllocatingBuffer = false },
+        new() { Name = "inline scheduling", InlineScheduling = true },
+        new()
+        {
+            Name = "buf 1 MiB + no wait + inline",
+            MaxResponseBufferSize = 1 << 20,
+            WaitForDataBeforeAllocatingBuffer = false,
+            InlineScheduling = true,
+        },
+    ];
+
+    /// <summary>
+    /// Runs <paramref name="rounds"/> rounds for the shipped settings and each variant whose name
+    /// contains one of the <c>|</c>-separated parts of <paramref name="filter"/> (all when empty), and prints the table.
+    /// </summary>
+    public static async Task RunAsync(int rounds, string filter = "")
+    {
+        string[] wanted = filter.Split('|');
+        string specPath = Path.Combine(Path.GetTempPath(), $"cluster-wire-{Environment.ProcessId}.model");
+        await File.WriteAllTextAsync(specPath, ModelSpecText).ConfigureAwait(false);
+        try
+        {
+            var data = FashionMnist.LoadEmbedded();
+            using var tcp = new TcpPair(1 << 20);
+            using var tcpSmallReads = new TcpPair(4096);
+            await using var shipped = await WireEndpoint.StartAsync(new WireSettings { Shipped = true }, specPath, data).ConfigureAwait(false);
+            // NOTE: the first transfers of a process run the gRPC and Kestrel paths before the JIT has optimized them: warm up, untimed.
+            await shipped.WarmUpAsync(12).ConfigureAwait(false);
+            tcp.Transfer();
+            tcpSmallReads.Transfer();
+
+            var tcpTimes = new double[rounds];
+            var smallTimes = new double[rounds];
+            var pulls = new double[rounds];
+            var pushes = new double[rounds];
+            for (int r = 0; r < rounds; r++)
+            {
+                tcpTimes[r] = tcp.Transfer();
+                smallTimes[r] = tcpSmallReads.Transfer();
+                pulls[r] = await shipped.PullAsync().ConfigureAwait(false);
+                pushes[r] = await shipped.PushAsync().ConfigureAwait(false);
+            }
+            double apply = shipped.MedianApplySeconds(rounds);
+            double check = MedianCheckSeconds(rounds);
+            Console.WriteLine($"{Bytes / (1024.0 * 1024):F2} MiB per transfer on 127.0.0.1, medians of {rounds} rounds");
+            Console.WriteLine($"raw TCP: {Rate(tcpTimes):F2} GiB/s with 1 MiB reads, {Rate(smallTimes):F2} GiB/s with 4 KiB reads (Kestrel's read size)");
+            Console.WriteLine($"inside each push, the server's own work: {check * 1e3:F1} ms copying the chunks into the gradient buffer and checking for NaN, "
+                + $"{apply * 1e3:F1} ms for the update (SGD step and snapshot copy); the shipped push without the update: {Bytes / GiB / (Median(pushes) - apply):F2} GiB/s");
+            Console.WriteLine();
+            Console.WriteLine($"{"setting",-32} {"push GiB/s",10} {"× TCP",6} {"× shipped",9} {"pull GiB/s",10} {"× TCP",6} {"× shipped",9} {"TCP GiB/s",9}");
+            Console.WriteLine($"{"as shipped",-32} {Rate(pushes),10:F2} {Rate(pushes) / Rate(tcpTimes),6:P0} {1,9:F2} {Rate(pulls),10:F2} {Rate(pulls) / Rate(tcpTimes),6:P0} {1,9:F2} {Rate(tcpTimes),9:F2}");
+
+            foreach (var settings in Variants.Where(v => wanted.Any(w => v.Name.Contains(w, StringComparison.OrdinalIgnoreCase))))
+            {
+                await using var variant = await WireEndpoint.StartAsync(settings, specPath, data).ConfigureAwait(false);
+                await variant.WarmUpAsync(3).ConfigureAwait(false);
+                var pushRatios = new double[rounds];
+                var pullRatios = new double[rounds];
+                for (int r = 0; r < rounds; r++)
+                {
+                    tcpTimes[r] = tcp.Transfer();
+                    double basePull = await shipped.PullAsync().ConfigureAwait(false);
+                    pulls[r] = await variant.PullAsync().ConfigureAwait(false);
+                    double basePush = await shipped.PushAsync().ConfigureAwait(false);
+                    pushes[r] = await variant.PushAsync().ConfigureAwait(false);
+                    pullRatios[r] = basePull / pulls[r];
+                    pushRatios[r] = basePush / pushes[r];
+                }
+                Console.WriteLine($"{settings.Name,-32} {Rate(pushes),10:F2} {Rate(pushes) / Rate(tcpTimes),6:P0} {Median(pushRatios),9:F2} "
+                    + $"{Rate(pulls),10:F2} {Rate(pulls) / Rate(tcpTimes),6:P0} {Median(pullRatios),9:F2} {Rate(tcpTimes),9:F2}");
+            }
+        }
+        finally
+        {
+            File.Delete(specPath);
+        }
+    }
+
+    /// <summary>The median time of what the push handler does with the bytes itself: copy them into floats and check they are finite, in s.</summary>
+    private static double MedianCheckSeconds(int runs)
+    {
+        var bytes = new byte[Bytes];
+        var floats = new float[Bytes / sizeof(float)];
+        var times = new double[runs];
+        for (int i = 0; i < runs; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            FloatBytes.CopyTo(bytes, floats);
+            if (!FloatBytes.AllFinite(floats))
+            {
+                throw new InvalidDataException("zeros are finite");
+            }
+            times[i] = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        }
+        return Median(times);
+    }
+
+    private static double Rate(double[] seconds) => Bytes / GiB / Median(seconds);
+
+    private static double Median(double[] values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted[sorted.Length / 2];
+    }
+
+    /// <summary>A server and a client with one <see cref="WireSettings"/>, joined as the only worker of an async run.</summary>
+    private sealed class WireEndpoint : IAsyncDisposable
+    {
+        private readonly WebApplication _app;
+        private readonly ParameterClient? _shipped;
+        private readonly WireClient? _copy;
+        private readonly JoinReply _join;
+        private readonly float[] _weights;
+        private readonly ReadOnlyMemory<byte> _gradient;
+        private long _step;
+
+        private WireEndpoint(WebApplication app, ParameterClient? shipped, WireClient? copy, JoinReply join)
+        {
+            _app = app;
+            _shipped = shipped;
+            _copy = copy;
+            _join = join;
+            _weights = new float[join.ParameterCount];
+            _gradient = FloatBytes.AsBytes(new float[join.ParameterCount]);
+        }
+
+        public static async Task<WireEndpoint> StartAsync(WireSettings settings, string specPath, FashionMnist data)
+        {
+            var options = new ServerOptions
+            {
+                // NOTE: plain SGD keeps the server's update inside each push as cheap as it can be; it is measured and reported apart.
+                Training = new TrainingOptions { Model = specPath, Data = "embedded", Epochs = 1, Optimizer = "sgd" },
+                Workers = 1,
+                Mode = "async",
+                Host = "127.0.0.1",
+                Port = 0,
+                ChunkFloats = settings.ChunkFloats,
+            };
+            options.Validate();
+            var app = settings.Shipped ? ParameterServerHost.Build(options, data) : BuildHost(options, data, settings);
+            await app.StartAsync().ConfigureAwait(false);
+            string address = ParameterServerHost.ListeningAddress(app);
+            int maxMessage = ParameterServerHost.MaxMessageBytes(settings.ChunkFloats);
+            var shipped = settings.Shipped ? new ParameterClient(address, maxMessage) : null;
+            var copy = settings.Shipped ? null : new WireClient(address, maxMessage, settings.ClientStreamWindow);
+            var join = await (shipped?.Client ?? copy!.Client).JoinAsync(new JoinRequest { WorkerName = "wire-benchmark" }).ConfigureAwait(false);
+            return new WireEndpoint(app, shipped, copy, join);
+        }
+
+        public async Task WarmUpAsync(int transfers)
+        {
+            for (int i = 0; i < transfers; i++)
+            {
+                await PullAsync().ConfigureAwait(false);
+                await PushAsync().ConfigureAwait(false);
+            }
+        }
+
+        /// <summary>Seconds of one pull of the whole model.</summary>
+        public async Task<double> PullAsync()
+        {
+            long start = Stopwatch.GetTimestamp();
+            await (_shipped is not null
+                ? _shipped.PullAsync(_join.WorkerId, 0, _weights, CancellationToken.None)
+                : _copy!.PullAsync(_join.WorkerId, _weights)).ConfigureAwait(false);
+            return Stopwatch.GetElapsedTime(start).TotalSeconds;
+        }
+
+        /// <summary>Seconds of one push of a whole gradient (zeros), the server's update included.</summary>
+        public async Task<double> PushAsync()
+        {
+            long start = Stopwatch.GetTimestamp();
+            await (_shipped is not null
+                ? _shipped.PushAsync(_join.WorkerId, _step++, 0, _gradient, _join.ChunkFloats, 0f, 1, CancellationToken.None)
+                : _copy!.PushAsync(_join.WorkerId, _step++, _gradient, _join.ChunkFloats)).ConfigureAwait(false);
+            return Stopwatch.GetElapsedTime(start).TotalSeconds;
+        }
+
+        /// <summary>The median time of the server's update alone (optimizer step and snapshot copy), in s.</summary>
+        public double MedianApplySeconds(int runs)
+        {
+            var store = _app.Services.GetRequiredService<TrainingCoordinator>().Store;
+            var zeros = new float[store.Size];
+            var times = new double[runs];
+            for (int i = 0; i < runs; i++)
+            {
+                long start = Stopwatch.GetTimestamp();
+                store.Apply(zeros);
+                times[i] = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            }
+            return Median(times);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            _shipped?.Dispose();
+            _copy?.Dispose();
+            await _app.StopAsync().ConfigureAwait(false);
+            await _app.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// One loopback TCP connection with 4 MiB socket buffers: <see cref="Transfer"/> sends 100 MiB
+    /// in 1 MiB writes and returns when the receiver, reading a given size at a time, acknowledges the last byte.
+    /// </summary>
+    private sealed class TcpPair : IDisposable
+    {
+        private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+        private readonly Socket _sender = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true, SendBufferSize = 4 << 20 };
+        private readonly Socket _receiver;
+        private readonly Thread _reader;
+        private readonly byte[] _block = new byte[1 << 20];
+
+        public TcpPair(int readBytes)
+        {
+            _listener.Server.ReceiveBufferSize = 4 << 20;
+            _listener.Start();
+            _sender.Connect((IPEndPoint)_listener.LocalEndpoint);
+            _receiver = _listener.AcceptSocket();
+            _reader = new Thread(() => Receive(readBytes)) { IsBackground = true };
+            _reader.Start();
+        }
+
+        private void Receive(int readBytes)
+        {
+            var buffer = new byte[readBytes];
+            while (true)
+            {
+                for (long received = 0; received < Bytes;)
+                {
+                    int n = _receiver.Receive(buffer);
+                    if (n == 0)
+                    {
+                        return;
+                    }
+                    received += n;
+                }
+                _receiver.Send([1]);
+            }
+        }
+
+        /// <summary>Seconds of one transfer.</summary>
+        public double Transfer()
+        {
+            long start = Stopwatch.GetTimestamp();
+            for (long sent = 0; sent < Bytes;)
+            {
+                sent += _sender.Send(_block.AsSpan(0, (int)Math.Min(_block.Length, Bytes - sent)));
+            }
+            _sender.Receive(_block.AsSpan(0, 1));
+            return Stopwatch.GetElapsedTime(start).TotalSeconds;
+        }
+
+        public void Dispose()
+        {
+            _sender.Shutdown(SocketShutdown.Send);
+            _reader.Join();
+            _sender.Dispose();
+            _receiver.Dispose();
+            _listener.Stop();
+            _listener.Dispose();
+        }
+    }
+
+    /// <summary>A copy of <see cref="ParameterServerHost.Build"/> whose Kestrel limits come from <paramref name="settings"/>.</summary>
+    private static WebApplication BuildHost(ServerOptions options, FashionMnist data, WireSettings settings)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseSockets(sockets =>
+        {
+            sockets.WaitForDataBeforeAllocatingBuffer = settings.WaitForDataBeforeAllocatingBuffer;
+            sockets.UnsafePreferInlineScheduling = settings.InlineScheduling;
+        });
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Listen(IPAddress.Loopback, 0, listen => listen.Protocols = HttpProtocols.Http2);
+            kestrel.Limits.Http2.InitialStreamWindowSize = settings.ServerStreamWindow;
+            kestrel.Limits.Http2.InitialConnectionWindowSize = settings.ServerConnectionWindow;
+            kestrel.Limits.Http2.MaxFrameSize = settings.MaxFrameSize;
+            kestrel.Limits.MaxResponseBufferSize = settings.MaxResponseBufferSize;
+            kestrel.Limits.MaxRequestBodySize = null;
+            kestrel.Limits.MinRequestBodyDataRate = null;
+        });
+        builder.Services.AddGrpc(grpc =>
+        {
+            grpc.MaxReceiveMessageSize = ParameterServerHost.MaxMessageBytes(options.ChunkFloats);
+            grpc.MaxSendMessageSize = ParameterServerHost.MaxMessageBytes(options.ChunkFloats);
+        });
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(data);
+        builder.Services.AddSingleton(sp => new TrainingCoordinator(options, data, sp.GetRequiredService<ILoggerFactory>().CreateLogger("cluster.server")));
+        var app = builder.Build();
+        app.MapGrpcService<ParameterServerService>();
+        return app;
+    }
+
+    /// <summary>A copy of <see cref="ParameterClient"/>'s pull and push whose HTTP/2 stream window can be set.</summary>
+    private sealed class WireClient : IDisposable
+    {
+        private readonly GrpcChannel _channel;
+
+        public WireClient(string address, int maxMessageBytes, int streamWindow)
+        {
+            var handler = new SocketsHttpHandler
+            {
+                InitialHttp2StreamWindowSize = streamWindow,
+                EnableMultipleHttp2Connections = true,
+                PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
+            };
+            _channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions { HttpHandler = handler, MaxReceiveMessageSize = maxMessageBytes, MaxSendMessageSize = maxMessageBytes });
+            Client = new Wire.ParameterServer.ParameterServerClient(_channel);
+        }
+
+        public Wire.ParameterServer.ParameterServerClient Client { get; }
+
+        public async Task PullAsync(int worker, float[] weights)
+        {
+            using var call = Client.Pull(new PullRequest { WorkerId = worker });
+            int offset = 0;
+            while (await call.ResponseStream.MoveNext(CancellationToken.None).ConfigureAwait(false))
+            {
+                var chunk = call.ResponseStream.Current;
+                FloatBytes.CopyTo(chunk.Data.Span, weights.AsSpan(offset));
+                offset += chunk.Data.Length / sizeof(float);
+            }
+            if (offset != weights.Length)
+            {
+                throw new InvalidDataException($"pull: received {offset} of {weights.Length} floats");
+            }
+        }
+
+        public async Task PushAsync(int worker, long step, ReadOnlyMemory<byte> gradient, int chunkFloats)
+        {
+            using var call = Client.Push();
+            int chunkBytes = chunkFloats * sizeof(float);
+            int count = (gradient.Length + chunkBytes - 1) / chunkBytes;
+            for (int i = 0; i < count; i++)
+            {
+                int offset = i * chunkBytes;
+                await call.RequestStream.WriteAsync(new GradientChunk
+                {
+                    WorkerId = worker,
+                    Step = step,
+                    Index = i,
+                    Count = count,
+                    Data = UnsafeByteOperations.UnsafeWrap(gradient.Slice(offset, Math.Min(chunkBytes, gradient.Length - offset))),
+                    Samples = i == 0 ? 1 : 0,
+                }).ConfigureAwait(false);
+            }
+            await call.RequestStream.CompleteAsync().ConfigureAwait(false);
+            await call.ResponseAsync.ConfigureAwait(false);
+        }
+
+        public void Dispose() => _channel.Dispose();
+    }
+}

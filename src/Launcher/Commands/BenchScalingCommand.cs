@@ -1,0 +1,189 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using Cluster.Data;
+using Cluster.Models;
+using Cluster.Optim;
+using Cluster.ParameterServer;
+using Cluster.Tensors;
+using Cluster.Training;
+using Cluster.Wire;
+using Spectre.Console;
+
+namespace Cluster.Launcher.Commands;
+
+/// <summary>
+/// <c>cluster bench scaling</c>: runs a local cluster once per worker count and reports how
+/// throughput scales: images/s, speed-up and efficiency against the smallest count, and where the
+/// workers' time goes (compute, push, pull, waiting), as a table, a CSV file and a PNG plot. With
+/// <c>--compute emulated</c> each worker waits the measured duration of one forward/backward pass
+/// instead of computing, so many workers on few cores measure the wire and the server, not the
+/// contention for cores.
+/// </summary>
+internal static class BenchScalingCommand
+{
+    /// <summary>Steps timed (after warm-up) to measure one forward/backward pass for emulated compute.</summary>
+    private const int TimedSteps = 20;
+
+    /// <summary>
+    /// Steps every worker makes at least, whatever <c>--samples-per-run</c> says: a worker process
+    /// runs its first few dozen calls before the JIT has optimized them, which must not be most of a run.
+    /// </summary>
+    private const int MinStepsPerWorker = 100;
+
+    /// <summary>Creates <c>bench</c> with its <c>scaling</c> subcommand.</summary>
+    public static Command Create(TextWriter output) => new("bench", "measure a local cluster") { CreateScaling(output) };
+
+    private static Command CreateScaling(TextWriter output)
+    {
+        var flags = new ClusterFlags();
+        var workers = new Option<string>("--workers") { Description = "worker counts to run, comma-separated", DefaultValueFactory = _ => "1,2,4,8" };
+        var samples = new Option<int>("--samples-per-run") { Description = $"samples each run trains on at least (and {MinStepsPerWorker} steps per worker), rounded up to whole epochs", DefaultValueFactory = _ => 40_000 };
+        var outDir = new Option<string>("--out") { Description = "directory for the CSV file, the PNG plot and the runs' logs", DefaultValueFactory = _ => "scaling-results" };
+        // NOTE: a benchmark should not depend on what happens to be installed: the embedded subset by default.
+        flags.Training.Data.DefaultValueFactory = _ => "embedded";
+        flags.Training.Data.Description = "Fashion-MNIST: 'embedded' or a directory of IDX files";
+        var command = new Command("scaling", "run a local cluster for each worker count and report images/s, speed-up, efficiency and the time split")
+        {
+            workers, samples, outDir,
+            flags.Training.Model, flags.Training.Batch, flags.Training.LearningRate, flags.Training.Optimizer, flags.Training.WeightDecay,
+            flags.Training.Seed, flags.Training.Data,
+            flags.BackupWorkers, flags.Mode, flags.ChunkFloats, flags.Compute, flags.EmulatedComputeMs, flags.WorkerThreads,
+        };
+        command.SetAction(async (parse, cancel) =>
+        {
+            var counts = ParseWorkers(parse.GetValue(workers)!);
+            int perRun = parse.GetValue(samples);
+            if (perRun < 1)
+            {
+                throw new InvalidOptionException($"--samples-per-run {perRun} is not allowed: use 1 or more");
+            }
+            // --epochs and --metrics are not flags here: the run length comes from --samples-per-run.
+            var options = flags.Bind(parse) with { Workers = counts[^1], Host = "127.0.0.1", Port = 0, TargetAccuracy = null };
+            options = options with { Training = options.Training with { Epochs = 1, Metrics = null } };
+            options.Validate();
+            bool emulatedGiven = parse.GetResult(flags.EmulatedComputeMs) is not null;
+            return await RunAsync(options, counts, perRun, emulatedGiven, parse.GetValue(outDir)!, output, cancel).ConfigureAwait(false);
+        });
+        return command;
+    }
+
+    /// <summary>Parses <c>1,2,4,8</c> into distinct ascending counts of 1 to 256.</summary>
+    internal static int[] ParseWorkers(string text)
+    {
+        var counts = new SortedSet<int>();
+        foreach (string part in text.Split(',', StringSplitOptions.TrimEntries))
+        {
+            if (!int.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out int n) || n < 1 || n > 256)
+            {
+                throw new InvalidOptionException($"--workers '{text}': '{part}' is not a worker count; use a comma-separated list of counts from 1 to 256, e.g. 1,2,4,8");
+            }
+            counts.Add(n);
+        }
+        return [.. counts];
+    }
+
+    private static async Task<int> RunAsync(ServerOptions options, int[] counts, int samplesPerRun, bool emulatedGiven, string outDir, TextWriter output, CancellationToken cancel)
+    {
+        var data = FashionMnist.Load(options.Training.Data);
+        int EpochsFor(int workers) => (int)Math.Ceiling(Math.Max(samplesPerRun, (double)MinStepsPerWorker * workers * options.Training.Batch) / data.Train.Count);
+        if (options.Compute == "emulated" && !emulatedGiven)
+        {
+            output.WriteLine($"measuring one forward/backward pass of {options.Training.Model} at batch {options.Training.Batch} on {options.WorkerThreads} thread(s)...");
+            options = options with { EmulatedComputeMs = MeasureComputeMs(options.Training.Model, options.Training.Batch, options.WorkerThreads) };
+        }
+        Directory.CreateDirectory(outDir);
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"bench scaling: {options.Training.Model}, mode {options.Mode}, compute {options.Compute}{(options.Compute == "emulated" ? $" ({options.EmulatedComputeMs:F2} ms per step)" : "")}, "
+            + $"at least {samplesPerRun:N0} samples and {MinStepsPerWorker} steps per worker in each run, in whole epochs of {data.Source}; workers {string.Join(",", counts)}"));
+
+        var points = new List<ScalingPoint>();
+        foreach (int n in counts)
+        {
+            string logs = Path.Combine(outDir, "logs", $"workers-{n}");
+            var clock = Stopwatch.StartNew();
+            var run = options with { Workers = n, Training = options.Training with { Epochs = EpochsFor(n) } };
+            var result = await LocalCommand.RunAsync(run, new Dictionary<int, double>(), logs, output, live: false, quiet: true, cancel).ConfigureAwait(false);
+            if (result.ExitCode == 130)
+            {
+                output.WriteLine($"stopped during the run with {n} worker(s): no results written");
+                return 130;
+            }
+            if (result.ExitCode != 0 || result.Status is null)
+            {
+                output.WriteLine($"the run with {n} worker(s) failed (exit code {result.ExitCode}); logs in {logs}");
+                return result.ExitCode == 0 ? 1 : result.ExitCode;
+            }
+            var point = ToPoint(n, result.Status);
+            points.Add(point);
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  {n} worker(s): {point.ImagesPerSec:N0} images/s, {run.Training.Epochs} epoch(s), {point.Updates:N0} updates, {clock.Elapsed.TotalSeconds:F1} s"));
+        }
+
+        var report = new ScalingReport(options.Training.Model, options.Mode, options.Compute, options.EmulatedComputeMs, options.Training.Batch, points);
+        report.WriteTable(Terminal.For(output));
+        string csv = Path.Combine(outDir, report.FileStem + ".csv");
+        string png = Path.Combine(outDir, report.FileStem + ".png");
+        report.WriteCsv(csv);
+        report.WritePng(png);
+        output.WriteLine($"wrote {csv} and {png}");
+        return 0;
+    }
+
+    /// <summary>Turns the final status of a run into its figures, without the start-up of the processes.</summary>
+    private static ScalingPoint ToPoint(int workers, StatusReply status)
+    {
+        double steadyMs = status.Version * status.MeanStepMs;
+        double imagesPerSec = status.Version > 1 && status.MeanStepMs > 0
+            ? (double)status.Samples / status.Version / (status.MeanStepMs / 1000)
+            : status.ImagesPerSec;
+        double compute = 0, push = 0, pull = 0, wait = 0, startup = 0;
+        foreach (var w in status.Workers)
+        {
+            var t = w.Time ?? new TimeSplit();
+            // NOTE: a worker's first pull also waits until every worker process has started; that wait
+            // is what the worker spent beyond the steady-state run (updates × mean step), and is not waiting for the rule.
+            double total = t.ComputeMs + t.PushMs + t.PullMs + t.WaitMs;
+            double joinWait = steadyMs > 0 ? Math.Clamp(total - steadyMs, 0, t.WaitMs) : 0;
+            compute += t.ComputeMs;
+            push += t.PushMs;
+            pull += t.PullMs;
+            wait += t.WaitMs - joinWait;
+            startup += joinWait;
+        }
+        return new ScalingPoint(workers, imagesPerSec, status.ImagesPerSec, compute, push, pull, wait, startup, status.Version, status.Samples, status.Seconds, status.MeanStepMs);
+    }
+
+    /// <summary>The median time of one forward/backward pass of <paramref name="model"/> at <paramref name="batch"/>, in ms.</summary>
+    private static double MeasureComputeMs(string model, int batch, int threads)
+    {
+        using var team = new ThreadTeam(threads);
+        var net = new Sequential(ModelPresets.Resolve(model)) { Team = team };
+        net.Initialize(1);
+        var trainer = new Trainer(net, Optimizer.Create(new OptimizerOptions { Name = "sgd" }, net.NamedParameters), batch);
+        var random = new SeededRandom(2);
+        foreach (ref float v in trainer.Images.Span)
+        {
+            v = random.NextGaussian();
+        }
+        for (int i = 0; i < batch; i++)
+        {
+            trainer.Labels[i] = random.NextInt(net.OutputShape[^1]);
+        }
+        // NOTE: long enough for the JIT's tiering to reach optimized code: at least 40 passes and 1.5 s.
+        var warmUp = Stopwatch.StartNew();
+        for (int i = 0; i < 40 || warmUp.Elapsed.TotalSeconds < 1.5; i++)
+        {
+            trainer.ComputeGradient(batch);
+        }
+        var times = new double[TimedSteps];
+        for (int i = 0; i < times.Length; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            trainer.ComputeGradient(batch);
+            times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        }
+        Array.Sort(times);
+        return times[times.Length / 2];
+    }
+}
