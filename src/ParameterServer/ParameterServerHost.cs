@@ -53,6 +53,7 @@ public static class ParameterServerHost
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(data);
         builder.Services.AddSingleton(sp => new TrainingCoordinator(options, data, sp.GetRequiredService<ILoggerFactory>().CreateLogger("cluster.server")));
+        builder.Services.AddHostedService<LivenessMonitor>();
         var app = builder.Build();
         app.MapGrpcService<ParameterServerService>();
         return app;

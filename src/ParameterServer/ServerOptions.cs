@@ -42,6 +42,9 @@ public sealed record ServerOptions
     /// <summary>Threads the server evaluates the test set with. Default 1.</summary>
     public int EvaluationThreads { get; init; } = 1;
 
+    /// <summary>A worker not heard from for this long (no pull, push or heartbeat) is treated as gone, in seconds. Default 10.</summary>
+    public double WorkerTimeoutSeconds { get; init; } = 10;
+
     /// <summary>Total workers expected: N + b.</summary>
     public int ExpectedWorkers => Workers + BackupWorkers;
 

@@ -165,6 +165,33 @@ public sealed class TrainingCoordinator : IDisposable
         _finished.TrySetResult();
     }
 
+    /// <summary>
+    /// Marks as gone every active worker not heard from (pull, push or heartbeat) for
+    /// <paramref name="silenceMs"/>, so that a dead worker never hangs a synchronous step.
+    /// Returns the ranks dropped.
+    /// </summary>
+    public IReadOnlyList<int> DropSilentWorkers(double silenceMs)
+    {
+        var dropped = new List<int>();
+        double now = Recorder.NowMs;
+        foreach (var worker in Membership.Snapshot())
+        {
+            if (worker.Active && now - worker.LastSeenMs > silenceMs)
+            {
+                worker.Active = false;
+                Rule.WorkerLeft(worker.Id);
+                dropped.Add(worker.Id);
+                _logger.LogWarning("worker {Id} ({Name}) silent for {Seconds:F0} s: treated as gone; the run goes on without it", worker.Id, worker.Name, (now - worker.LastSeenMs) / 1000);
+            }
+        }
+        if (dropped.Count > 0 && Membership.ActiveCount == 0 && Membership.AllJoined.IsCompleted)
+        {
+            _logger.LogWarning("every worker is gone: ending the run");
+            Stop();
+        }
+        return dropped;
+    }
+
     /// <summary>Ends the run early (Ctrl+C, every worker gone).</summary>
     public void Stop()
     {

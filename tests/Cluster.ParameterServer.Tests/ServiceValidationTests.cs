@@ -32,6 +32,8 @@ public sealed class ServiceValidationTests : IAsyncLifetime
             Host = "127.0.0.1",
             Port = 0,
             ChunkFloats = ChunkFloats,
+            // This test's worker sends no heartbeats.
+            WorkerTimeoutSeconds = 600,
         };
         options.Validate();
         _app = ParameterServerHost.Build(options, FashionMnist.LoadEmbedded());

@@ -7,9 +7,20 @@ namespace Cluster.Launcher.Commands;
 /// <c>cluster worker</c>, each logging to its own file. Whatever happens, <see cref="Dispose"/>
 /// kills every one still running, so a run never leaves orphans.
 /// </summary>
-internal sealed class ChildProcesses(string logDirectory) : IDisposable
+internal sealed class ChildProcesses : IDisposable
 {
     private readonly List<(string Name, Process Process, StreamWriter Log)> _children = [];
+    private readonly string logDirectory;
+    private readonly EventHandler _onExit;
+
+    /// <summary>Prepares to start children logging into <paramref name="logs"/>; they are killed if this process exits first.</summary>
+    public ChildProcesses(string logs)
+    {
+        logDirectory = logs;
+        // NOTE: also on SIGTERM or an unhandled exception, not only on a normal dispose.
+        _onExit = (_, _) => Dispose();
+        AppDomain.CurrentDomain.ProcessExit += _onExit;
+    }
 
     /// <summary>Where each child's output goes.</summary>
     public string LogDirectory => logDirectory;
@@ -120,6 +131,7 @@ internal sealed class ChildProcesses(string logDirectory) : IDisposable
     /// <summary>Kills every child still running (with its own children) and closes the logs.</summary>
     public void Dispose()
     {
+        AppDomain.CurrentDomain.ProcessExit -= _onExit;
         lock (_children)
         {
             foreach (var (_, process, log) in _children)

@@ -64,13 +64,14 @@ internal static class ServerCommand
             stopped = true;
             run.Stop();
         }
-        // Let the workers see that the run is over and leave, so none is cut off mid-call.
-        for (int i = 0; i < 100 && run.Membership.ActiveCount > 0; i++)
+        // Let the workers see that the run is over and leave, so none is cut off mid-call
+        // (not when stopped by a signal: then the point is to stop promptly).
+        for (int i = 0; i < 100 && run.Membership.ActiveCount > 0 && !stopped; i++)
         {
             await Task.Delay(100, CancellationToken.None).ConfigureAwait(false);
         }
         // And give a watching launcher the chance to read the final figures (it polls every 0.5 s).
-        for (int i = 0; i < 20 && !run.FinalStatusServed; i++)
+        for (int i = 0; i < 20 && !run.FinalStatusServed && !stopped; i++)
         {
             await Task.Delay(100, CancellationToken.None).ConfigureAwait(false);
         }
