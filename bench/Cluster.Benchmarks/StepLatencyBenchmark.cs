@@ -11,6 +11,7 @@ namespace Cluster.Benchmarks;
 /// The latency of one push and one pull of a real model's worth of floats (<c>quick rtt [MODEL] [CHUNK_FLOATS]</c>):
 /// a parameter server in this process, one worker, async mode, no compute, so what is measured
 /// is the wire and the server's own work per step, without other processes competing for cores.
+/// The server's optimizer is Adam, or the one named by the RTT_OPTIMIZER environment variable.
 /// </summary>
 public static class StepLatencyBenchmark
 {
@@ -18,7 +19,7 @@ public static class StepLatencyBenchmark
     {
         var options = new ServerOptions
         {
-            Training = new TrainingOptions { Model = model, Data = "embedded", Epochs = 1000 },
+            Training = new TrainingOptions { Model = model, Data = "embedded", Epochs = 1000, Optimizer = Environment.GetEnvironmentVariable("RTT_OPTIMIZER") ?? "adam" },
             Workers = 1,
             Mode = "async",
             Host = "127.0.0.1",
