@@ -15,6 +15,8 @@ namespace Cluster.ParameterServer;
 public sealed class ParameterServerService(TrainingCoordinator run, ILogger<ParameterServerService> logger)
     : Wire.ParameterServer.ParameterServerBase
 {
+    private TrainingCoordinator Coordinator => run;
+
     private int ChunkFloats => run.Options.ChunkFloats;
 
     private int ChunkCount => (run.Store.Size + ChunkFloats - 1) / ChunkFloats;
@@ -51,7 +53,68 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
     }
 
     /// <inheritdoc/>
-    public override async Task Pull(PullRequest request, IServerStreamWriter<WeightChunk> responseStream, ServerCallContext context)
+    public override Task Pull(PullRequest request, IServerStreamWriter<WeightChunk> responseStream, ServerCallContext context) =>
+        ServePullAsync(request, responseStream, context.CancellationToken);
+
+    /// <inheritdoc/>
+    public override async Task<PushReply> Push(IAsyncStreamReader<GradientChunk> requestStream, ServerCallContext context)
+    {
+        var push = new PushAssembly(this);
+        try
+        {
+            while (await requestStream.MoveNext(context.CancellationToken).ConfigureAwait(false))
+            {
+                push.Accept(requestStream.Current);
+            }
+            return push.Submit();
+        }
+        finally
+        {
+            push.Abandon();
+        }
+    }
+
+    /// <inheritdoc/>
+    public override async Task Exchange(IAsyncStreamReader<ExchangeRequest> requestStream, IServerStreamWriter<WeightChunk> responseStream, ServerCallContext context)
+    {
+        PushAssembly? push = null;
+        try
+        {
+            while (await requestStream.MoveNext(context.CancellationToken).ConfigureAwait(false))
+            {
+                var request = requestStream.Current;
+                switch (request.KindCase)
+                {
+                    case ExchangeRequest.KindOneofCase.Pull when push is null:
+                        await ServePullAsync(request.Pull, responseStream, context.CancellationToken).ConfigureAwait(false);
+                        break;
+                    case ExchangeRequest.KindOneofCase.Chunk:
+                        push ??= new PushAssembly(this);
+                        push.Accept(request.Chunk);
+                        if (push.IsComplete)
+                        {
+                            push.Submit();
+                            push = null;
+                        }
+                        break;
+                    default:
+                        throw Reject(StatusCode.InvalidArgument, push is null
+                            ? "exchange request holds neither a pull nor a gradient chunk"
+                            : "exchange: a pull arrived in the middle of a push");
+                }
+            }
+            if (push is not null)
+            {
+                throw Reject(StatusCode.InvalidArgument, "exchange ended in the middle of a push");
+            }
+        }
+        finally
+        {
+            push?.Abandon();
+        }
+    }
+
+    private async Task ServePullAsync(PullRequest request, IAsyncStreamWriter<WeightChunk> writer, CancellationToken cancel)
     {
         var worker = Known(request.WorkerId);
         if (request.MinVersion > run.Store.Version + 1)
@@ -59,8 +122,8 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
             throw Reject(StatusCode.FailedPrecondition, $"pull from worker {worker.Id} asks for version {request.MinVersion} but the server is at {run.Store.Version}: a version from the future");
         }
         long start = System.Diagnostics.Stopwatch.GetTimestamp();
-        await run.Membership.AllJoined.WaitAsync(context.CancellationToken).ConfigureAwait(false);
-        var snapshot = await run.Rule.AcquireForPullAsync(worker.Id, request.MinVersion, context.CancellationToken).ConfigureAwait(false);
+        await run.Membership.AllJoined.WaitAsync(cancel).ConfigureAwait(false);
+        var snapshot = await run.Rule.AcquireForPullAsync(worker.Id, request.MinVersion, cancel).ConfigureAwait(false);
         double waited = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         try
         {
@@ -70,7 +133,7 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
             {
                 int offset = i * ChunkFloats * sizeof(float);
                 int length = Math.Min(ChunkFloats * sizeof(float), bytes.Length - offset);
-                await responseStream.WriteAsync(new WeightChunk
+                await writer.WriteAsync(new WeightChunk
                 {
                     Version = snapshot.Version,
                     Index = i,
@@ -78,7 +141,7 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
                     Data = UnsafeByteOperations.UnsafeWrap(bytes.Slice(offset, length)),
                     Finished = run.Rule.Finished,
                     WaitedMs = i == 0 ? waited : 0,
-                }).ConfigureAwait(false);
+                }, cancel).ConfigureAwait(false);
             }
         }
         finally
@@ -88,75 +151,86 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
         worker.LastSeenMs = run.Recorder.NowMs;
     }
 
-    /// <inheritdoc/>
-    public override async Task<PushReply> Push(IAsyncStreamReader<GradientChunk> requestStream, ServerCallContext context)
+    /// <summary>
+    /// One gradient arriving chunk by chunk: each chunk is checked (worker, order, length, finite
+    /// values) and copied into a pooled buffer as it comes; only a complete gradient reaches the rule.
+    /// </summary>
+    private sealed class PushAssembly(ParameterServerService service)
     {
-        float[]? buffer = null;
-        try
+        private float[]? _buffer;
+        private GradientChunk? _first;
+        private int _received;
+
+        private TrainingCoordinator Run => service.Coordinator;
+
+        public bool IsComplete => _first is not null && _received == service.ChunkCount;
+
+        public void Accept(GradientChunk chunk)
         {
-            int expected = ChunkCount;
-            int received = 0;
-            GradientChunk? first = null;
-            while (await requestStream.MoveNext(context.CancellationToken).ConfigureAwait(false))
+            int expected = service.ChunkCount;
+            if (_first is null)
             {
-                var chunk = requestStream.Current;
-                if (first is null)
+                service.Known(chunk.WorkerId);
+                if (chunk.Count != expected)
                 {
-                    first = chunk;
-                    Known(chunk.WorkerId);
-                    if (chunk.Count != expected)
-                    {
-                        throw Reject(StatusCode.InvalidArgument, $"push from worker {chunk.WorkerId} announces {chunk.Count} chunks; a gradient of {run.Store.Size} floats is {expected} chunks of {ChunkFloats}");
-                    }
-                    if (chunk.BaseVersion > run.Store.Version || chunk.BaseVersion < 0)
-                    {
-                        throw Reject(StatusCode.FailedPrecondition, $"push from worker {chunk.WorkerId} is based on version {chunk.BaseVersion} but the server is at {run.Store.Version}: a version from the future");
-                    }
-                    buffer = run.Pool.Rent();
+                    throw service.Reject(StatusCode.InvalidArgument, $"push from worker {chunk.WorkerId} announces {chunk.Count} chunks; a gradient of {Run.Store.Size} floats is {expected} chunks of {service.ChunkFloats}");
                 }
-                else if (chunk.WorkerId != first.WorkerId || chunk.Step != first.Step || chunk.BaseVersion != first.BaseVersion)
+                if (chunk.BaseVersion > Run.Store.Version || chunk.BaseVersion < 0)
                 {
-                    throw Reject(StatusCode.InvalidArgument, $"push from worker {first.WorkerId} changes its worker, step or base version in chunk {chunk.Index}");
+                    throw service.Reject(StatusCode.FailedPrecondition, $"push from worker {chunk.WorkerId} is based on version {chunk.BaseVersion} but the server is at {Run.Store.Version}: a version from the future");
                 }
-                if (chunk.Index != received)
-                {
-                    throw Reject(StatusCode.InvalidArgument, $"push from worker {first.WorkerId}: chunk {chunk.Index} arrived where chunk {received} was expected (out of order)");
-                }
-                if (received == 0 && (chunk.Samples < 1 || !float.IsFinite(chunk.Loss)))
-                {
-                    throw Reject(StatusCode.InvalidArgument, $"push from worker {chunk.WorkerId} reports {chunk.Samples} samples and loss {chunk.Loss}: need at least 1 sample and a finite loss");
-                }
-                int offset = received * ChunkFloats;
-                int floats = Math.Min(ChunkFloats, run.Store.Size - offset);
-                if (chunk.Data.Length != floats * sizeof(float))
-                {
-                    throw Reject(StatusCode.InvalidArgument, $"push from worker {first.WorkerId}: chunk {chunk.Index} holds {chunk.Data.Length} bytes; expected {floats * sizeof(float)} ({floats} floats)");
-                }
-                var target = buffer.AsSpan(offset, floats);
-                FloatBytes.CopyTo(chunk.Data.Span, target);
-                if (!FloatBytes.AllFinite(target))
-                {
-                    throw Reject(StatusCode.InvalidArgument, $"push from worker {first.WorkerId}: chunk {chunk.Index} holds NaN or Inf; the gradient is refused and the weights are untouched");
-                }
-                received++;
+                _first = chunk;
+                _buffer = Run.Pool.Rent();
             }
-            if (first is null || received != expected)
+            else if (chunk.WorkerId != _first.WorkerId || chunk.Step != _first.Step || chunk.BaseVersion != _first.BaseVersion)
             {
-                throw Reject(StatusCode.InvalidArgument, $"push from worker {first?.WorkerId.ToString() ?? "?"} ended after {received} of {expected} chunks");
+                throw service.Reject(StatusCode.InvalidArgument, $"push from worker {_first.WorkerId} changes its worker, step or base version in chunk {chunk.Index}");
             }
-            var worker = Known(first.WorkerId);
-            worker.Pushes++;
-            worker.LastSeenMs = run.Recorder.NowMs;
-            var gradient = new Gradient(first.WorkerId, first.Step, first.BaseVersion, buffer!, first.Loss, first.Samples);
-            buffer = null;
-            var outcome = run.Rule.Submit(gradient);
-            return new PushReply { Version = run.Store.Version, Outcome = OutcomeName(outcome) };
+            if (chunk.Index != _received)
+            {
+                throw service.Reject(StatusCode.InvalidArgument, $"push from worker {_first.WorkerId}: chunk {chunk.Index} arrived where chunk {_received} was expected (out of order)");
+            }
+            if (_received == 0 && (chunk.Samples < 1 || !float.IsFinite(chunk.Loss)))
+            {
+                throw service.Reject(StatusCode.InvalidArgument, $"push from worker {chunk.WorkerId} reports {chunk.Samples} samples and loss {chunk.Loss}: need at least 1 sample and a finite loss");
+            }
+            int offset = _received * service.ChunkFloats;
+            int floats = Math.Min(service.ChunkFloats, Run.Store.Size - offset);
+            if (chunk.Data.Length != floats * sizeof(float))
+            {
+                throw service.Reject(StatusCode.InvalidArgument, $"push from worker {_first.WorkerId}: chunk {chunk.Index} holds {chunk.Data.Length} bytes; expected {floats * sizeof(float)} ({floats} floats)");
+            }
+            var target = _buffer.AsSpan(offset, floats);
+            FloatBytes.CopyTo(chunk.Data.Span, target);
+            if (!FloatBytes.AllFinite(target))
+            {
+                throw service.Reject(StatusCode.InvalidArgument, $"push from worker {_first.WorkerId}: chunk {chunk.Index} holds NaN or Inf; the gradient is refused and the weights are untouched");
+            }
+            _received++;
         }
-        finally
+
+        public PushReply Submit()
         {
-            if (buffer is not null)
+            if (!IsComplete)
             {
-                run.Pool.Return(buffer);
+                throw service.Reject(StatusCode.InvalidArgument, $"push from worker {_first?.WorkerId.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "?"} ended after {_received} of {service.ChunkCount} chunks");
+            }
+            var worker = service.Known(_first!.WorkerId);
+            worker.Pushes++;
+            worker.LastSeenMs = Run.Recorder.NowMs;
+            var gradient = new Gradient(_first.WorkerId, _first.Step, _first.BaseVersion, _buffer!, _first.Loss, _first.Samples);
+            _buffer = null;
+            var outcome = Run.Rule.Submit(gradient);
+            return new PushReply { Version = Run.Store.Version, Outcome = OutcomeName(outcome) };
+        }
+
+        /// <summary>Gives the buffer back if the push did not reach the rule.</summary>
+        public void Abandon()
+        {
+            if (_buffer is not null)
+            {
+                Run.Pool.Return(_buffer);
+                _buffer = null;
             }
         }
     }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net.Http;
 using Cluster.Wire;
 using Google.Protobuf;
+using Grpc.Core;
 using Grpc.Net.Client;
 
 namespace Cluster.Worker;
@@ -43,23 +44,45 @@ public sealed class ParameterClient : IDisposable
     /// <summary>The generated stub, for the small calls.</summary>
     public Wire.ParameterServer.ParameterServerClient Client { get; }
 
-    /// <summary>Pulls the weights into <paramref name="weights"/>.</summary>
+    /// <summary>Pulls the weights into <paramref name="weights"/> with one Pull call.</summary>
     public async Task<PullResult> PullAsync(int worker, long minVersion, float[] weights, CancellationToken cancel)
     {
         using var call = Client.Pull(new PullRequest { WorkerId = worker, MinVersion = minVersion }, cancellationToken: cancel);
-        int offset = 0, expectedIndex = 0;
-        var result = new PullResult(-1, false, 0);
-        while (await call.ResponseStream.MoveNext(cancel).ConfigureAwait(false))
+        return await ReadWeightsAsync(call.ResponseStream, weights, cancel).ConfigureAwait(false);
+    }
+
+    /// <summary>Pushes <paramref name="gradientBytes"/> (a float buffer wrapped by <see cref="FloatBytes.AsBytes"/>) in chunks with one Push call.</summary>
+    public async Task<PushReply> PushAsync(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, int chunkFloats, float loss, int samples, CancellationToken cancel)
+    {
+        using var call = Client.Push(cancellationToken: cancel);
+        foreach (var chunk in Chunks(worker, step, baseVersion, gradientBytes, chunkFloats, loss, samples))
         {
-            var chunk = call.ResponseStream.Current;
-            if (chunk.Index != expectedIndex || chunk.Data.Length % sizeof(float) != 0 || offset + chunk.Data.Length / sizeof(float) > weights.Length)
+            await call.RequestStream.WriteAsync(chunk, cancel).ConfigureAwait(false);
+        }
+        await call.RequestStream.CompleteAsync().ConfigureAwait(false);
+        return await call.ResponseAsync.ConfigureAwait(false);
+    }
+
+    /// <summary>Opens the worker's long-lived exchange stream (pulls and pushes without a call each).</summary>
+    public ExchangeSession OpenExchange(CancellationToken cancel) => new(Client.Exchange(cancellationToken: cancel));
+
+    /// <summary>Reads one pull's chunks (as many as the first announces) into <paramref name="weights"/>.</summary>
+    internal static async Task<PullResult> ReadWeightsAsync(IAsyncStreamReader<WeightChunk> reader, float[] weights, CancellationToken cancel)
+    {
+        int offset = 0, received = 0, count = 1;
+        var result = new PullResult(-1, false, 0);
+        while (received < count && await reader.MoveNext(cancel).ConfigureAwait(false))
+        {
+            var chunk = reader.Current;
+            if (chunk.Index != received || chunk.Count < 1 || chunk.Data.Length % sizeof(float) != 0 || offset + chunk.Data.Length / sizeof(float) > weights.Length)
             {
                 throw new InvalidDataException($"pull: chunk {chunk.Index} of {chunk.Count} ({chunk.Data.Length} bytes) does not fit a model of {weights.Length} floats at offset {offset}");
             }
+            count = chunk.Count;
             FloatBytes.CopyTo(chunk.Data.Span, weights.AsSpan(offset));
             offset += chunk.Data.Length / sizeof(float);
-            expectedIndex++;
-            result = new PullResult(chunk.Version, chunk.Finished, expectedIndex == 1 ? chunk.WaitedMs : result.WaitedMs);
+            received++;
+            result = new PullResult(chunk.Version, chunk.Finished, received == 1 ? chunk.WaitedMs : result.WaitedMs);
         }
         if (offset != weights.Length)
         {
@@ -68,16 +91,15 @@ public sealed class ParameterClient : IDisposable
         return result;
     }
 
-    /// <summary>Pushes <paramref name="gradientBytes"/> (a float buffer wrapped by <see cref="FloatBytes.AsBytes"/>) in chunks.</summary>
-    public async Task<PushReply> PushAsync(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, int chunkFloats, float loss, int samples, CancellationToken cancel)
+    /// <summary>The chunks of one push; the gradient's bytes are sliced, not copied.</summary>
+    internal static IEnumerable<GradientChunk> Chunks(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, int chunkFloats, float loss, int samples)
     {
-        using var call = Client.Push(cancellationToken: cancel);
         int chunkBytes = chunkFloats * sizeof(float);
         int count = (gradientBytes.Length + chunkBytes - 1) / chunkBytes;
         for (int i = 0; i < count; i++)
         {
             int offset = i * chunkBytes;
-            await call.RequestStream.WriteAsync(new GradientChunk
+            yield return new GradientChunk
             {
                 WorkerId = worker,
                 Step = step,
@@ -87,14 +109,71 @@ public sealed class ParameterClient : IDisposable
                 Data = UnsafeByteOperations.UnsafeWrap(gradientBytes.Slice(offset, Math.Min(chunkBytes, gradientBytes.Length - offset))),
                 Loss = i == 0 ? loss : 0,
                 Samples = i == 0 ? samples : 0,
-            }, cancel).ConfigureAwait(false);
+            };
         }
-        await call.RequestStream.CompleteAsync().ConfigureAwait(false);
-        return await call.ResponseAsync.ConfigureAwait(false);
     }
 
     /// <inheritdoc/>
     public void Dispose() => _channel.Dispose();
+}
+
+/// <summary>
+/// A worker's long-lived exchange stream: pulls and pushes travel on one HTTP/2 stream for the
+/// whole run, so a step costs no call setup, headers or trailers.
+/// </summary>
+public sealed class ExchangeSession(AsyncDuplexStreamingCall<ExchangeRequest, WeightChunk> call) : IAsyncDisposable
+{
+    /// <summary>Asks for the weights (not before <paramref name="minVersion"/>) and reads them into <paramref name="weights"/>.</summary>
+    public async Task<PullResult> PullAsync(int worker, long minVersion, float[] weights, CancellationToken cancel)
+    {
+        await WriteAsync(new ExchangeRequest { Pull = new PullRequest { WorkerId = worker, MinVersion = minVersion } }, cancel).ConfigureAwait(false);
+        return await ParameterClient.ReadWeightsAsync(call.ResponseStream, weights, cancel).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Writes one request. When the server has already ended the stream (it refused a push), the
+    /// write fails with a bare cancellation; the server's own status is read and thrown instead.
+    /// </summary>
+    private async Task WriteAsync(ExchangeRequest request, CancellationToken cancel)
+    {
+        try
+        {
+            await call.RequestStream.WriteAsync(request, cancel).ConfigureAwait(false);
+        }
+        catch (RpcException) when (!cancel.IsCancellationRequested)
+        {
+            while (await call.ResponseStream.MoveNext(cancel).ConfigureAwait(false))
+            {
+            }
+            throw;
+        }
+    }
+
+    /// <summary>Sends one gradient as chunks.</summary>
+    public async Task PushAsync(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, int chunkFloats, float loss, int samples, CancellationToken cancel)
+    {
+        foreach (var chunk in ParameterClient.Chunks(worker, step, baseVersion, gradientBytes, chunkFloats, loss, samples))
+        {
+            await WriteAsync(new ExchangeRequest { Chunk = chunk }, cancel).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Ends the stream.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await call.RequestStream.CompleteAsync().ConfigureAwait(false);
+            while (await call.ResponseStream.MoveNext(CancellationToken.None).ConfigureAwait(false))
+            {
+            }
+        }
+        catch (RpcException)
+        {
+            // The server may have ended the run and the stream already.
+        }
+        call.Dispose();
+    }
 }
 
 /// <summary>Accumulates a worker's time split.</summary>

@@ -80,6 +80,7 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
         logger.LogInformation("worker {Id}/{Count}: {Mode}, model {Params:N0} parameters, shard {Shard} of {Shards} ({Samples:N0} samples), batch {Batch}, {Threads} thread(s), compute {Compute}",
             join.WorkerId, join.WorkerCount, settings.Mode, model.ParameterCount, join.ShardIndex, join.ShardCount, batches.SampleCount, settings.Batch, threads, settings.Compute);
 
+        await using var exchange = client.OpenExchange(cancel);
         using var heartbeats = new CancellationTokenSource();
         var heartbeat = HeartbeatLoopAsync(client, join.WorkerId, heartbeats.Token);
         bool sync = settings.Mode == "sync";
@@ -91,7 +92,7 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
             while (!cancel.IsCancellationRequested)
             {
                 long t0 = Stopwatch.GetTimestamp();
-                var pulled = await client.PullAsync(join.WorkerId, minVersion, model.Parameters, cancel).ConfigureAwait(false);
+                var pulled = await exchange.PullAsync(join.WorkerId, minVersion, model.Parameters, cancel).ConfigureAwait(false);
                 double pullMs = TimeSplitClock.Since(t0);
                 if (pulled.Finished)
                 {
@@ -124,7 +125,7 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
                 double computeMs = TimeSplitClock.Since(t1);
 
                 long t2 = Stopwatch.GetTimestamp();
-                await client.PushAsync(join.WorkerId, step, pulled.Version, gradientBytes, join.ChunkFloats, loss, count, cancel).ConfigureAwait(false);
+                await exchange.PushAsync(join.WorkerId, step, pulled.Version, gradientBytes, join.ChunkFloats, loss, count, cancel).ConfigureAwait(false);
                 double pushMs = TimeSplitClock.Since(t2);
                 _clock.Add(computeMs, pushMs, Math.Max(0, pullMs - pulled.WaitedMs), pulled.WaitedMs, count);
                 step++;

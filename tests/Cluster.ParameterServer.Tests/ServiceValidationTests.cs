@@ -178,4 +178,35 @@ public sealed class ServiceValidationTests : IAsyncLifetime
         // Adam's first step moves every weight by about lr against the gradient's sign.
         Assert.All(Enumerable.Range(0, _size).Where(i => i % 9973 == 0), i => Assert.Equal(_initial[i] - 1e-3f, now[i], 1e-5f));
     }
+
+    [Fact]
+    public async Task ExchangeCarriesPullsAndPushesOnOneStream()
+    {
+        await using var exchange = _client!.OpenExchange(CancellationToken.None);
+        var weights = new float[_size];
+        var first = await exchange.PullAsync(_worker, 0, weights, CancellationToken.None);
+        Assert.Equal(0, first.Version);
+        await exchange.PushAsync(_worker, 1, first.Version, FloatBytes.AsBytes(Gradient()), ChunkFloats, 1f, 64, CancellationToken.None);
+        var second = await exchange.PullAsync(_worker, 0, weights, CancellationToken.None);
+        Assert.Equal(1, second.Version);
+        Assert.Equal(_initial[0] - 1e-3f, weights[0], 1e-5f);
+    }
+
+    [Fact]
+    public async Task ExchangeRefusesANonFiniteGradient()
+    {
+        await using var exchange = _client!.OpenExchange(CancellationToken.None);
+        var weights = new float[_size];
+        await exchange.PullAsync(_worker, 0, weights, CancellationToken.None);
+        var g = Gradient();
+        g[7] = float.NaN;
+        var e = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            await exchange.PushAsync(_worker, 1, 0, FloatBytes.AsBytes(g), ChunkFloats, 1f, 64, CancellationToken.None);
+            await exchange.PullAsync(_worker, 0, weights, CancellationToken.None);
+        });
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Contains("NaN or Inf", e.Status.Detail);
+        await AssertWeightsUntouched();
+    }
 }
