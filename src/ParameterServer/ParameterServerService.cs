@@ -186,15 +186,16 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
             {
                 throw service.Reject(StatusCode.InvalidArgument, $"push from worker {_first.WorkerId} changes its worker, step or base version in chunk {chunk.Index}");
             }
-            if (chunk.Index != _received)
+            int expectedIndex = _first.Descending ? expected - 1 - _received : _received;
+            if (chunk.Index != expectedIndex)
             {
-                throw service.Reject(StatusCode.InvalidArgument, $"push from worker {_first.WorkerId}: chunk {chunk.Index} arrived where chunk {_received} was expected (out of order)");
+                throw service.Reject(StatusCode.InvalidArgument, $"push from worker {_first.WorkerId}: chunk {chunk.Index} arrived where chunk {expectedIndex} was expected (out of order)");
             }
             if (_received == 0 && (chunk.Samples < 1 || !float.IsFinite(chunk.Loss)))
             {
                 throw service.Reject(StatusCode.InvalidArgument, $"push from worker {chunk.WorkerId} reports {chunk.Samples} samples and loss {chunk.Loss}: need at least 1 sample and a finite loss");
             }
-            int offset = _received * service.ChunkFloats;
+            int offset = chunk.Index * service.ChunkFloats;
             int floats = Math.Min(service.ChunkFloats, Run.Store.Size - offset);
             if (chunk.Data.Length != floats * sizeof(float))
             {

@@ -24,8 +24,8 @@ public sealed record ServerOptions
     /// <summary>Consistency rule: sync, async or ssp:S. Default sync.</summary>
     public string Mode { get; init; } = "sync";
 
-    /// <summary>Floats per chunk on the wire (1 MiB at the default 262,144).</summary>
-    public int ChunkFloats { get; init; } = 256 * 1024;
+    /// <summary>Floats per chunk on the wire: 65,536 (256 KiB), small enough that a worker sends most of a model's gradient during backward.</summary>
+    public int ChunkFloats { get; init; } = 64 * 1024;
 
     /// <summary>real: workers run the engine; emulated: they wait <see cref="EmulatedComputeMs"/> instead. Default real.</summary>
     public string Compute { get; init; } = "real";

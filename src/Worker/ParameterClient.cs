@@ -158,6 +158,32 @@ public sealed class ExchangeSession(AsyncDuplexStreamingCall<ExchangeRequest, We
         }
     }
 
+    /// <summary>
+    /// Sends chunk <paramref name="index"/> of a descending push (the first one sent carries the
+    /// loss and the sample count). The caller sends count-1 down to 0, each once it is final.
+    /// </summary>
+    public Task PushChunkAsync(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, int chunkFloats, int index, bool first, float loss, int samples, CancellationToken cancel)
+    {
+        int chunkBytes = chunkFloats * sizeof(float);
+        int count = (gradientBytes.Length + chunkBytes - 1) / chunkBytes;
+        int offset = index * chunkBytes;
+        return WriteAsync(new ExchangeRequest
+        {
+            Chunk = new GradientChunk
+            {
+                WorkerId = worker,
+                Step = step,
+                BaseVersion = baseVersion,
+                Index = index,
+                Count = count,
+                Data = UnsafeByteOperations.UnsafeWrap(gradientBytes.Slice(offset, Math.Min(chunkBytes, gradientBytes.Length - offset))),
+                Loss = first ? loss : 0,
+                Samples = first ? samples : 0,
+                Descending = true,
+            },
+        }, cancel);
+    }
+
     /// <summary>Ends the stream.</summary>
     public async ValueTask DisposeAsync()
     {

@@ -108,25 +108,22 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
                     count = batches.Next(trainer.Images.Span, trainer.Labels);
                 }
                 float loss;
+                double pushMs;
                 if (emulated)
                 {
                     // Scaling runs measure the wire and the server: the compute is replaced by its measured duration.
                     Thread.Sleep(TimeSpan.FromMilliseconds(settings.EmulatedComputeMs));
                     loss = 0f;
+                    await SlowDownAsync(cancel).ConfigureAwait(false);
+                    long t2 = Stopwatch.GetTimestamp();
+                    await exchange.PushAsync(join.WorkerId, step, pulled.Version, gradientBytes, join.ChunkFloats, loss, count, cancel).ConfigureAwait(false);
+                    pushMs = TimeSplitClock.Since(t2);
                 }
                 else
                 {
-                    loss = trainer.ComputeGradient(count);
+                    (loss, pushMs) = await ComputeAndPushAsync(exchange, trainer, join, step, pulled.Version, gradientBytes, count, cancel).ConfigureAwait(false);
                 }
-                if (_options.SlowdownMs > 0)
-                {
-                    await Task.Delay(TimeSpan.FromMilliseconds(_options.SlowdownMs), cancel).ConfigureAwait(false);
-                }
-                double computeMs = TimeSplitClock.Since(t1);
-
-                long t2 = Stopwatch.GetTimestamp();
-                await exchange.PushAsync(join.WorkerId, step, pulled.Version, gradientBytes, join.ChunkFloats, loss, count, cancel).ConfigureAwait(false);
-                double pushMs = TimeSplitClock.Since(t2);
+                double computeMs = TimeSplitClock.Since(t1) - pushMs;
                 _clock.Add(computeMs, pushMs, Math.Max(0, pullMs - pulled.WaitedMs), pulled.WaitedMs, count);
                 step++;
                 minVersion = sync ? pulled.Version + 1 : 0;
@@ -150,6 +147,58 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
         logger.LogInformation("worker {Id} done: {Steps} steps, compute {Compute:F0} ms, push {Push:F0} ms, pull {Pull:F0} ms, waiting {Wait:F0} ms",
             join.WorkerId, split.Steps, split.ComputeMs, split.PushMs, split.PullMs, split.WaitMs);
         return 0;
+    }
+
+    private async Task SlowDownAsync(CancellationToken cancel)
+    {
+        if (_options.SlowdownMs > 0)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(_options.SlowdownMs), cancel).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Forward and backward, sending each gradient chunk as soon as backward has made it final
+    /// (the last layers first), so that most of the push overlaps the first layers' backward.
+    /// Returns the loss and the time spent waiting for the push after the compute ended.
+    /// </summary>
+    private async Task<(float Loss, double PushMs)> ComputeAndPushAsync(ExchangeSession exchange, Trainer trainer, JoinReply join, long step, long version, ReadOnlyMemory<byte> gradientBytes, int count, CancellationToken cancel)
+    {
+        int chunkFloats = join.ChunkFloats;
+        int chunks = (join.ParameterCount + chunkFloats - 1) / chunkFloats;
+        int next = chunks - 1;
+        float batchLoss = 0f;
+        var ready = System.Threading.Channels.Channel.CreateUnbounded<int>(new System.Threading.Channels.UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        var sender = Task.Run(async () =>
+        {
+            await foreach (int index in ready.Reader.ReadAllAsync(cancel).ConfigureAwait(false))
+            {
+                await exchange.PushChunkAsync(join.WorkerId, step, version, gradientBytes, chunkFloats, index, first: index == chunks - 1, batchLoss, count, cancel).ConfigureAwait(false);
+            }
+        }, cancel);
+        try
+        {
+            float loss = trainer.ComputeGradient(count, l => batchLoss = l, from =>
+            {
+                while (next >= 0 && (long)next * chunkFloats >= from)
+                {
+                    ready.Writer.TryWrite(next--);
+                }
+            });
+            while (next >= 0)
+            {
+                ready.Writer.TryWrite(next--);
+            }
+            await SlowDownAsync(cancel).ConfigureAwait(false);
+            long t = Stopwatch.GetTimestamp();
+            ready.Writer.Complete();
+            await sender.ConfigureAwait(false);
+            return (loss, TimeSplitClock.Since(t));
+        }
+        finally
+        {
+            ready.Writer.TryComplete();
+        }
     }
 
     private async Task<JoinReply?> JoinWithRetryAsync(ParameterClient client, CancellationToken cancel)

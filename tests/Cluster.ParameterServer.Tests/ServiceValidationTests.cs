@@ -209,4 +209,28 @@ public sealed class ServiceValidationTests : IAsyncLifetime
         Assert.Contains("NaN or Inf", e.Status.Detail);
         await AssertWeightsUntouched();
     }
+
+    [Fact]
+    public async Task DescendingPushIsAppliedAndOutOfOrderDescendingIsRefused()
+    {
+        await using var exchange = _client!.OpenExchange(CancellationToken.None);
+        var weights = new float[_size];
+        var bytes = FloatBytes.AsBytes(Gradient());
+        await exchange.PullAsync(_worker, 0, weights, CancellationToken.None);
+        for (int i = Chunks - 1; i >= 0; i--)
+        {
+            await exchange.PushChunkAsync(_worker, 1, 0, bytes, ChunkFloats, i, first: i == Chunks - 1, 1f, 64, CancellationToken.None);
+        }
+        var pulled = await exchange.PullAsync(_worker, 0, weights, CancellationToken.None);
+        Assert.Equal(1, pulled.Version);
+
+        var e = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            await exchange.PushChunkAsync(_worker, 2, 1, bytes, ChunkFloats, Chunks - 1, first: true, 1f, 64, CancellationToken.None);
+            await exchange.PushChunkAsync(_worker, 2, 1, bytes, ChunkFloats, 0, first: false, 1f, 64, CancellationToken.None);
+            await exchange.PullAsync(_worker, 0, weights, CancellationToken.None);
+        });
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Contains("out of order", e.Status.Detail);
+    }
 }

@@ -169,7 +169,15 @@ public sealed class Sequential
     /// Backpropagates <see cref="OutputGradient"/> through every layer, adding to
     /// <see cref="Gradients"/>. Call <see cref="ZeroGradients"/> first to start a fresh step.
     /// </summary>
-    public void Backward()
+    public void Backward() => Backward(null);
+
+    /// <summary>
+    /// Backpropagates like <see cref="Backward()"/>, calling <paramref name="gradientsReadyFrom"/>
+    /// with an offset each time the gradients from that offset to the end of the flat buffer are
+    /// final (after each layer with parameters). A worker uses it to start sending the last layers'
+    /// gradients while the first layers are still being computed, as bucketed all-reduce does.
+    /// </summary>
+    public void Backward(Action<int>? gradientsReadyFrom)
     {
         if (_input is null)
         {
@@ -180,6 +188,10 @@ public sealed class Sequential
             var x = i == 0 ? _input : _activations[i - 1];
             var dx = i == 0 ? null : _activationGrads[i - 1];
             _layers[i].Backward(x, _activations[i], _activationGrads[i], dx);
+            if (gradientsReadyFrom is not null && _layers[i].Gradients.Length > 0)
+            {
+                gradientsReadyFrom(_layers[i].Gradients[0].Offset);
+            }
         }
     }
 

@@ -49,15 +49,23 @@ public sealed class Trainer
     /// <see cref="Images"/>/<see cref="Labels"/> into the model's gradient buffer, without updating.
     /// Returns the loss. (A cluster worker stops here and pushes the gradient.)
     /// </summary>
-    public float ComputeGradient(int batch)
+    public float ComputeGradient(int batch) => ComputeGradient(batch, null, null);
+
+    /// <summary>
+    /// As <see cref="ComputeGradient(int)"/>, telling <paramref name="lossKnown"/> the loss once the
+    /// forward pass is done and <paramref name="gradientsReadyFrom"/> each offset from which the
+    /// gradients are final (see <see cref="Sequential.Backward(Action{int})"/>).
+    /// </summary>
+    public float ComputeGradient(int batch, Action<float>? lossKnown, Action<int>? gradientsReadyFrom)
     {
         _images.SetBatchSize(batch);
         var labels = _labels.AsSpan(0, batch);
         Model.ZeroGradients();
         var output = Model.Forward(_images, training: true);
         float loss = Model.Loss.Forward(output, labels);
+        lossKnown?.Invoke(loss);
         Model.Loss.Backward(output, labels, Model.OutputGradient);
-        Model.Backward();
+        Model.Backward(gradientsReadyFrom);
         return loss;
     }
 
