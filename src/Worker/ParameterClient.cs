@@ -91,26 +91,37 @@ public sealed class ParameterClient : IDisposable
         return result;
     }
 
-    /// <summary>The chunks of one push; the gradient's bytes are sliced, not copied.</summary>
+    /// <summary>The chunks of one push, in ascending order; the gradient's bytes are sliced, not copied.</summary>
     internal static IEnumerable<GradientChunk> Chunks(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, int chunkFloats, float loss, int samples)
     {
-        int chunkBytes = chunkFloats * sizeof(float);
-        int count = (gradientBytes.Length + chunkBytes - 1) / chunkBytes;
+        int count = ChunkCount(gradientBytes, chunkFloats);
         for (int i = 0; i < count; i++)
         {
-            int offset = i * chunkBytes;
-            yield return new GradientChunk
-            {
-                WorkerId = worker,
-                Step = step,
-                BaseVersion = baseVersion,
-                Index = i,
-                Count = count,
-                Data = UnsafeByteOperations.UnsafeWrap(gradientBytes.Slice(offset, Math.Min(chunkBytes, gradientBytes.Length - offset))),
-                Loss = i == 0 ? loss : 0,
-                Samples = i == 0 ? samples : 0,
-            };
+            yield return Chunk(worker, step, baseVersion, gradientBytes, chunkFloats, i, first: i == 0, loss, samples, descending: false);
         }
+    }
+
+    /// <summary>Chunks in a gradient of <paramref name="gradientBytes"/>.</summary>
+    internal static int ChunkCount(ReadOnlyMemory<byte> gradientBytes, int chunkFloats) =>
+        (gradientBytes.Length + chunkFloats * sizeof(float) - 1) / (chunkFloats * sizeof(float));
+
+    /// <summary>Chunk <paramref name="index"/> of a push; the first one sent carries the loss, the sample count and the order.</summary>
+    internal static GradientChunk Chunk(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, int chunkFloats, int index, bool first, float loss, int samples, bool descending)
+    {
+        int chunkBytes = chunkFloats * sizeof(float);
+        int offset = index * chunkBytes;
+        return new GradientChunk
+        {
+            WorkerId = worker,
+            Step = step,
+            BaseVersion = baseVersion,
+            Index = index,
+            Count = ChunkCount(gradientBytes, chunkFloats),
+            Data = UnsafeByteOperations.UnsafeWrap(gradientBytes.Slice(offset, Math.Min(chunkBytes, gradientBytes.Length - offset))),
+            Loss = first ? loss : 0,
+            Samples = first ? samples : 0,
+            Descending = descending,
+        };
     }
 
     /// <inheritdoc/>
@@ -162,27 +173,8 @@ public sealed class ExchangeSession(AsyncDuplexStreamingCall<ExchangeRequest, We
     /// Sends chunk <paramref name="index"/> of a descending push (the first one sent carries the
     /// loss and the sample count). The caller sends count-1 down to 0, each once it is final.
     /// </summary>
-    public Task PushChunkAsync(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, int chunkFloats, int index, bool first, float loss, int samples, CancellationToken cancel)
-    {
-        int chunkBytes = chunkFloats * sizeof(float);
-        int count = (gradientBytes.Length + chunkBytes - 1) / chunkBytes;
-        int offset = index * chunkBytes;
-        return WriteAsync(new ExchangeRequest
-        {
-            Chunk = new GradientChunk
-            {
-                WorkerId = worker,
-                Step = step,
-                BaseVersion = baseVersion,
-                Index = index,
-                Count = count,
-                Data = UnsafeByteOperations.UnsafeWrap(gradientBytes.Slice(offset, Math.Min(chunkBytes, gradientBytes.Length - offset))),
-                Loss = first ? loss : 0,
-                Samples = first ? samples : 0,
-                Descending = true,
-            },
-        }, cancel);
-    }
+    public Task PushChunkAsync(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, int chunkFloats, int index, bool first, float loss, int samples, CancellationToken cancel) =>
+        WriteAsync(new ExchangeRequest { Chunk = ParameterClient.Chunk(worker, step, baseVersion, gradientBytes, chunkFloats, index, first, loss, samples, descending: true) }, cancel);
 
     /// <summary>Ends the stream.</summary>
     public async ValueTask DisposeAsync()
