@@ -6,6 +6,9 @@ public enum Initializer
     /// <summary>Zeros (biases).</summary>
     Zeros,
 
+    /// <summary>Ones (batch-norm scales).</summary>
+    Ones,
+
     /// <summary>He/Kaiming normal, std = √(2 / fan_in): keeps the variance through ReLU layers.</summary>
     He,
 

@@ -133,8 +133,9 @@ public sealed class ModelSpec
             "maxpool2d" or "avgpool2d" => ["stride", "pad"],
             "dense" => ["init"],
             "leakyrelu" => ["slope"],
-            "dropout" or "relu" or "sigmoid" or "tanh" or "flatten" => [],
-            _ => throw new ModelSpecException($"model spec line '{line}': unknown layer '{kind}'; known: conv2d, maxpool2d, avgpool2d, dense, dropout, relu, leakyrelu, sigmoid, tanh, flatten"),
+            "batchnorm1d" or "batchnorm2d" => ["momentum", "eps"],
+            "dropout" or "relu" or "sigmoid" or "tanh" or "flatten" or "globalavgpool2d" => [],
+            _ => throw new ModelSpecException($"model spec line '{line}': unknown layer '{kind}'; known: conv2d, maxpool2d, avgpool2d, globalavgpool2d, dense, dropout, batchnorm1d, batchnorm2d, relu, leakyrelu, sigmoid, tanh, flatten"),
         };
         foreach (string key in options.Keys.Where(k => !allowed.Contains(k)))
         {
@@ -143,6 +144,7 @@ public sealed class ModelSpec
         int Positional(int index, string what) => index < positional.Length
             ? ParseInt(positional[index], line)
             : throw new ModelSpecException($"model spec line '{line}': {kind} needs {what}");
+        float OptionFloat(string key, float fallback) => options.TryGetValue(key, out var v) ? ParseFloat(v, line) : fallback;
         int Option(string key, int fallback) => options.TryGetValue(key, out var v) ? ParseInt(v, line) : fallback;
         Initializer Init() => options.TryGetValue("init", out var v)
             ? v switch
@@ -176,7 +178,10 @@ public sealed class ModelSpec
                 "sigmoid" => new Sigmoid(),
                 "tanh" => new Tanh(),
                 "flatten" => new Flatten(),
-                _ => throw new ModelSpecException($"model spec line '{line}': unknown layer '{kind}'; known: conv2d, maxpool2d, avgpool2d, dense, dropout, relu, leakyrelu, sigmoid, tanh, flatten"),
+                "batchnorm2d" => new BatchNorm2D(OptionFloat("momentum", 0.1f), OptionFloat("eps", 1e-5f)),
+                "batchnorm1d" => new BatchNorm1D(OptionFloat("momentum", 0.1f), OptionFloat("eps", 1e-5f)),
+                "globalavgpool2d" => new GlobalAvgPool2D(),
+                _ => throw new ModelSpecException($"model spec line '{line}': unknown layer '{kind}'; known: conv2d, maxpool2d, avgpool2d, globalavgpool2d, dense, dropout, batchnorm1d, batchnorm2d, relu, leakyrelu, sigmoid, tanh, flatten"),
             };
         }
         catch (ModelSpecException e) when (!e.Message.StartsWith("model spec line", StringComparison.Ordinal))

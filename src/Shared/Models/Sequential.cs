@@ -113,7 +113,7 @@ public sealed class Sequential
                 };
                 for (int k = 0; k < values.Length; k++)
                 {
-                    values[k] = std == 0.0 ? 0f : (float)(random.NextGaussian() * std);
+                    values[k] = spec.Init == Initializer.Ones ? 1f : std == 0.0 ? 0f : (float)(random.NextGaussian() * std);
                 }
             }
         }

@@ -31,7 +31,10 @@ public sealed class GradientCheckTests(ITestOutputHelper output)
         "sigmoid",
         "tanh",
         "flatten",
-        "dropout");
+        "dropout",
+        "batchnorm2d",
+        "batchnorm1d",
+        "globalavgpool2d");
 
     private static GradientChecker Create(string name, int seed = 1) => name switch
     {
@@ -54,6 +57,9 @@ public sealed class GradientCheckTests(ITestOutputHelper output)
         "tanh" => new(new Tanh(), 2, [3, 5, 5], GradientChecker.SmoothInput, seed),
         "flatten" => new(new Flatten(), 2, [2, 3, 4], GradientChecker.SmoothInput, seed),
         "dropout" => new(new Dropout(0.3f), 2, [3, 5, 5], GradientChecker.SmoothInput, seed, dropoutSeed: 17),
+        "batchnorm2d" => new(new BatchNorm2D(), 3, [2, 4, 4], GradientChecker.SmoothInput, seed),
+        "batchnorm1d" => new(new BatchNorm1D(), 6, [5], GradientChecker.SmoothInput, seed),
+        "globalavgpool2d" => new(new GlobalAvgPool2D(), 2, [3, 2, 2], GradientChecker.SmoothInput, seed),
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, "no such case"),
     };
 

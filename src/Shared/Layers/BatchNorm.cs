@@ -1,0 +1,237 @@
+using System.Globalization;
+using Cluster.Models;
+using Cluster.Tensors;
+
+namespace Cluster.Layers;
+
+/// <summary>
+/// Batch normalisation (Ioffe &amp; Szegedy), per channel: in training, x̂ = (x − μ_B)/√(σ²_B + ε)
+/// with the batch's mean and (biased) variance, y = γ·x̂ + β, and running estimates updated as
+/// r ← (1 − momentum)·r + momentum·stat (the variance unbiased, as PyTorch does); in evaluation the
+/// running estimates replace the batch's. Backward (training):
+/// dx = γ/(m·√(σ²+ε)) · (m·dy − Σdy − x̂·Σ(dy·x̂)), dγ = Σ dy·x̂, dβ = Σ dy, sums over the m values of a channel.
+/// <see cref="BatchNorm2D"/> normalises each channel over N×H×W; <see cref="BatchNorm1D"/> each feature over N.
+/// </summary>
+public abstract class BatchNorm : Layer
+{
+    private float[] _normalized = [];
+    private float[] _invStd = [];
+    private Tensor? _x, _y, _dy, _dx;
+    private bool _lastTraining;
+    private readonly Action<int, int> _forward, _backward;
+
+    /// <summary>Creates the layer; <paramref name="momentum"/> in (0, 1], <paramref name="epsilon"/> &gt; 0.</summary>
+    protected BatchNorm(float momentum, float epsilon)
+    {
+        if (!(momentum > 0f && momentum <= 1f) || !(epsilon > 0f))
+        {
+            throw new ModelSpecException($"batch norm needs 0 < momentum ≤ 1 and eps > 0; got momentum={momentum} eps={epsilon}");
+        }
+        Momentum = momentum;
+        Epsilon = epsilon;
+        _forward = ForwardChannels;
+        _backward = BackwardChannels;
+    }
+
+    /// <summary>Weight of the newest batch in the running estimates. Default 0.1.</summary>
+    public float Momentum { get; }
+
+    /// <summary>Added to the variance. Default 1e-5.</summary>
+    public float Epsilon { get; }
+
+    /// <summary>Channels (or features) normalised separately.</summary>
+    public int Channels => InputShape[0];
+
+    /// <summary>Values per channel per sample: H×W, or 1 for features.</summary>
+    protected abstract int Spatial { get; }
+
+    /// <summary>The running mean per channel (used in evaluation).</summary>
+    public float[] RunningMean { get; private set; } = [];
+
+    /// <summary>The running variance per channel (used in evaluation).</summary>
+    public float[] RunningVariance { get; private set; } = [];
+
+    /// <inheritdoc/>
+    public override string Spec =>
+        Kind + (Momentum != 0.1f ? " momentum=" + Momentum.ToString(CultureInfo.InvariantCulture) : "")
+        + (Epsilon != 1e-5f ? " eps=" + Epsilon.ToString(CultureInfo.InvariantCulture) : "");
+
+    /// <inheritdoc/>
+    public override IReadOnlyList<ParameterSpec> Parameters =>
+    [
+        new("weight", [Channels], Initializer.Ones, 1, 1, Decays: false),
+        new("bias", [Channels], Initializer.Zeros, 1, 1, Decays: false),
+    ];
+
+    /// <summary>Checks the input's rank; called from shape inference.</summary>
+    protected void InitializeStatistics(int channels)
+    {
+        RunningMean = new float[channels];
+        RunningVariance = Enumerable.Repeat(1f, channels).ToArray();
+    }
+
+    /// <inheritdoc/>
+    public override void Allocate(int maxBatch)
+    {
+        int needed = maxBatch * Tensor.Product(InputShape);
+        if (_normalized.Length < needed)
+        {
+            _normalized = new float[needed];
+        }
+        if (_invStd.Length < Channels)
+        {
+            _invStd = new float[Channels];
+        }
+    }
+
+    /// <inheritdoc/>
+    public override void Forward(Tensor x, Tensor y, bool training)
+    {
+        _x = x;
+        _y = y;
+        _lastTraining = training;
+        Team.For(Channels, _forward);
+    }
+
+    /// <inheritdoc/>
+    public override void Backward(Tensor x, Tensor y, Tensor dy, Tensor? dx)
+    {
+        _x = x;
+        _dy = dy;
+        _dx = dx;
+        Team.For(Channels, _backward);
+    }
+
+    private void ForwardChannels(int start, int end)
+    {
+        var x = _x!;
+        int batch = x.BatchSize, s = Spatial, stride = Channels * s;
+        int m = batch * s;
+        var gamma = Weights[0].Span;
+        var beta = Weights[1].Span;
+        for (int c = start; c < end; c++)
+        {
+            float mean, invStd;
+            if (_lastTraining)
+            {
+                double sum = 0, sumSquares = 0;
+                for (int n = 0; n < batch; n++)
+                {
+                    var plane = x.Data.AsSpan(x.Offset + n * stride + c * s, s);
+                    sum += TensorPrimitives.Sum(plane);
+                    sumSquares += TensorPrimitives.SumOfSquares(plane);
+                }
+                double mu = sum / m;
+                double variance = Math.Max(0, sumSquares / m - mu * mu);
+                mean = (float)mu;
+                invStd = (float)(1.0 / Math.Sqrt(variance + Epsilon));
+                double unbiased = m > 1 ? variance * m / (m - 1) : variance;
+                RunningMean[c] = (1 - Momentum) * RunningMean[c] + Momentum * mean;
+                RunningVariance[c] = (float)((1 - Momentum) * RunningVariance[c] + Momentum * unbiased);
+            }
+            else
+            {
+                mean = RunningMean[c];
+                invStd = 1f / MathF.Sqrt(RunningVariance[c] + Epsilon);
+            }
+            _invStd[c] = invStd;
+            for (int n = 0; n < batch; n++)
+            {
+                int offset = n * stride + c * s;
+                var normalized = _normalized.AsSpan(offset, s);
+                TensorPrimitives.Subtract(x.Data.AsSpan(x.Offset + offset, s), mean, normalized);
+                TensorPrimitives.Multiply(normalized, invStd, normalized);
+                var output = _y!.Data.AsSpan(_y.Offset + offset, s);
+                TensorPrimitives.Multiply(normalized, gamma[c], output);
+                TensorPrimitives.Add(output, beta[c], output);
+            }
+        }
+    }
+
+    private void BackwardChannels(int start, int end)
+    {
+        var dy = _dy!;
+        int batch = dy.BatchSize, s = Spatial, stride = Channels * s;
+        int m = batch * s;
+        var gamma = Weights[0].Span;
+        var gammaGrad = Gradients[0].Span;
+        var betaGrad = Gradients[1].Span;
+        for (int c = start; c < end; c++)
+        {
+            double sumDy = 0, sumDyNormalized = 0;
+            for (int n = 0; n < batch; n++)
+            {
+                int offset = n * stride + c * s;
+                var g = dy.Data.AsSpan(dy.Offset + offset, s);
+                sumDy += TensorPrimitives.Sum(g);
+                sumDyNormalized += TensorPrimitives.Dot(g, _normalized.AsSpan(offset, s));
+            }
+            gammaGrad[c] += (float)sumDyNormalized;
+            betaGrad[c] += (float)sumDy;
+            if (_dx is null)
+            {
+                continue;
+            }
+            float scale = gamma[c] * _invStd[c];
+            for (int n = 0; n < batch; n++)
+            {
+                int offset = n * stride + c * s;
+                var g = dy.Data.AsSpan(dy.Offset + offset, s);
+                var d = _dx.Data.AsSpan(_dx.Offset + offset, s);
+                if (_lastTraining)
+                {
+                    // dx = γ·invStd·(dy − mean(dy) − x̂·mean(dy·x̂))
+                    TensorPrimitives.MultiplyAdd(_normalized.AsSpan(offset, s), (float)(-sumDyNormalized / m), g, d);
+                    TensorPrimitives.Add(d, (float)(-sumDy / m), d);
+                    TensorPrimitives.Multiply(d, scale, d);
+                }
+                else
+                {
+                    TensorPrimitives.Multiply(g, scale, d);
+                }
+            }
+        }
+    }
+}
+
+/// <summary>Batch normalisation of each channel of C×H×W images over the batch and the image.</summary>
+public sealed class BatchNorm2D(float momentum = 0.1f, float epsilon = 1e-5f) : BatchNorm(momentum, epsilon)
+{
+    /// <inheritdoc/>
+    public override string Kind => "batchnorm2d";
+
+    /// <inheritdoc/>
+    protected override int Spatial => InputShape[1] * InputShape[2];
+
+    /// <inheritdoc/>
+    protected override int[] InferOutputShape(int[] input)
+    {
+        if (input.Length != 3)
+        {
+            throw new ModelSpecException($"batchnorm2d takes C×H×W images but gets shape {Tensor.ShapeText(input)}: use batchnorm1d for features");
+        }
+        InitializeStatistics(input[0]);
+        return input;
+    }
+}
+
+/// <summary>Batch normalisation of each feature over the batch.</summary>
+public sealed class BatchNorm1D(float momentum = 0.1f, float epsilon = 1e-5f) : BatchNorm(momentum, epsilon)
+{
+    /// <inheritdoc/>
+    public override string Kind => "batchnorm1d";
+
+    /// <inheritdoc/>
+    protected override int Spatial => 1;
+
+    /// <inheritdoc/>
+    protected override int[] InferOutputShape(int[] input)
+    {
+        if (input.Length != 1)
+        {
+            throw new ModelSpecException($"batchnorm1d takes flat features but gets shape {Tensor.ShapeText(input)}: use batchnorm2d for images");
+        }
+        InitializeStatistics(input[0]);
+        return input;
+    }
+}
