@@ -31,8 +31,8 @@ public abstract class Layer
     /// <summary>Views of the model's flat gradient buffer, matching <see cref="Weights"/>.</summary>
     public Tensor[] Gradients { get; private set; } = [];
 
-    /// <summary>Threads for this layer's work; the model sets it.</summary>
-    public ThreadTeam Team { get; set; } = ThreadTeam.Single;
+    /// <summary>Threads for this layer's work; the model sets it (and a composite layer passes it on).</summary>
+    public virtual ThreadTeam Team { get; set; } = ThreadTeam.Single;
 
     /// <summary>Fixes the input shape, validates it and computes the output shape.</summary>
     public void Build(int[] inputShape)
@@ -45,7 +45,7 @@ public abstract class Layer
     protected abstract int[] InferOutputShape(int[] input);
 
     /// <summary>Attaches the parameter and gradient views the model allocated.</summary>
-    public void Bind(Tensor[] weights, Tensor[] gradients)
+    public virtual void Bind(Tensor[] weights, Tensor[] gradients)
     {
         Weights = weights;
         Gradients = gradients;

@@ -134,8 +134,9 @@ public sealed class ModelSpec
             "dense" => ["init"],
             "leakyrelu" => ["slope"],
             "batchnorm1d" or "batchnorm2d" => ["momentum", "eps"],
+            "residual" => ["stride"],
             "dropout" or "relu" or "sigmoid" or "tanh" or "flatten" or "globalavgpool2d" => [],
-            _ => throw new ModelSpecException($"model spec line '{line}': unknown layer '{kind}'; known: conv2d, maxpool2d, avgpool2d, globalavgpool2d, dense, dropout, batchnorm1d, batchnorm2d, relu, leakyrelu, sigmoid, tanh, flatten"),
+            _ => throw new ModelSpecException($"model spec line '{line}': unknown layer '{kind}'; known: conv2d, maxpool2d, avgpool2d, globalavgpool2d, dense, dropout, batchnorm1d, batchnorm2d, residual, relu, leakyrelu, sigmoid, tanh, flatten"),
         };
         foreach (string key in options.Keys.Where(k => !allowed.Contains(k)))
         {
@@ -157,7 +158,7 @@ public sealed class ModelSpec
         int expected = kind switch
         {
             "conv2d" => 2,
-            "maxpool2d" or "avgpool2d" or "dense" or "dropout" => 1,
+            "maxpool2d" or "avgpool2d" or "dense" or "dropout" or "residual" => 1,
             _ => 0,
         };
         if (positional.Length > expected)
@@ -181,7 +182,8 @@ public sealed class ModelSpec
                 "batchnorm2d" => new BatchNorm2D(OptionFloat("momentum", 0.1f), OptionFloat("eps", 1e-5f)),
                 "batchnorm1d" => new BatchNorm1D(OptionFloat("momentum", 0.1f), OptionFloat("eps", 1e-5f)),
                 "globalavgpool2d" => new GlobalAvgPool2D(),
-                _ => throw new ModelSpecException($"model spec line '{line}': unknown layer '{kind}'; known: conv2d, maxpool2d, avgpool2d, globalavgpool2d, dense, dropout, batchnorm1d, batchnorm2d, relu, leakyrelu, sigmoid, tanh, flatten"),
+                "residual" => new ResidualBlock(Positional(0, "a number of filters"), Option("stride", 1)),
+                _ => throw new ModelSpecException($"model spec line '{line}': unknown layer '{kind}'; known: conv2d, maxpool2d, avgpool2d, globalavgpool2d, dense, dropout, batchnorm1d, batchnorm2d, residual, relu, leakyrelu, sigmoid, tanh, flatten"),
             };
         }
         catch (ModelSpecException e) when (!e.Message.StartsWith("model spec line", StringComparison.Ordinal))
