@@ -15,6 +15,9 @@ public sealed class BadInputTests
     [InlineData("--optimizer", "rmsprop9", "rmsprop9")]
     [InlineData("--weight-decay", "-1", "--weight-decay -1")]
     [InlineData("--data", "/no/such/fashion-mnist", "/no/such/fashion-mnist")]
+    [InlineData("--schedule", "step:-1:0.5", "step:-1:0.5")]
+    [InlineData("--schedule", "sawtooth", "sawtooth")]
+    [InlineData("--clip-norm", "0", "--clip-norm 0")]
     public void TrainRejectsBadValueInOneLine(string flag, string value, string named)
     {
         using var scratch = new ScratchDirectory();

@@ -13,12 +13,20 @@ internal static class TrainCommand
     {
         var flags = new TrainingFlags();
         var save = new Option<string?>("--save") { Description = "write a safetensors checkpoint here at the end" };
+        var schedule = new Option<string>("--schedule") { Description = "learning-rate schedule: " + Optim.LearningRateSchedule.Syntax, DefaultValueFactory = _ => "constant" };
+        var clip = new Option<float?>("--clip-norm") { Description = "clip the gradient to this global L2 norm before each update" };
         var target = new Option<double?>("--target-accuracy") { Description = "stop after the first epoch whose test accuracy reaches this fraction, e.g. 0.9" };
-        var command = new Command("train", "train a model on Fashion-MNIST in this process") { save, target };
+        var command = new Command("train", "train a model on Fashion-MNIST in this process") { save, target, schedule, clip };
         flags.AddTo(command);
         command.SetAction((parse, cancel) =>
         {
-            var options = flags.Bind(parse) with { Save = parse.GetValue(save), TargetAccuracy = parse.GetValue(target) };
+            var options = flags.Bind(parse) with
+            {
+                Save = parse.GetValue(save),
+                TargetAccuracy = parse.GetValue(target),
+                Schedule = parse.GetValue(schedule)!,
+                ClipNorm = parse.GetValue(clip),
+            };
             return Task.FromResult(Run(options, output, cancel));
         });
         return command;
@@ -30,7 +38,7 @@ internal static class TrainCommand
         var data = FashionMnist.Load(options.Data);
         var run = new TrainingRun(options, spec, data);
         output.WriteLine($"cluster train: model {spec.Name ?? options.Model} ({run.Model.ParameterCount:N0} parameters), data {data.Source}");
-        output.WriteLine($"optimizer {options.Optimizer} lr {options.EffectiveLearningRate.ToString(CultureInfo.InvariantCulture)}, batch {options.Batch}, {options.Epochs} epoch(s), {options.Threads} thread(s), seed {options.Seed}");
+        output.WriteLine($"optimizer {options.Optimizer} lr {options.EffectiveLearningRate.ToString(CultureInfo.InvariantCulture)} ({options.Schedule}), batch {options.Batch}, {options.Epochs} epoch(s), {options.Threads} thread(s), seed {options.Seed}");
         var results = ProgressView.Show(output, observer => run.Run(observer, cancel));
         if (cancel.IsCancellationRequested)
         {

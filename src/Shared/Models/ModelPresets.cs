@@ -29,6 +29,22 @@ public static class ModelPresets
             relu
             dense 10
             """,
+        // A small residual CNN: a stem, three stages of two residual blocks with batch norm
+        // (16, 32, 64 channels; 28→14→7), global average pooling and a classifier.
+        ["resnet"] = """
+            input 1 28 28
+            conv2d 16 3 pad=1
+            batchnorm2d
+            relu
+            residual 16
+            residual 16
+            residual 32 stride=2
+            residual 32
+            residual 64 stride=2
+            residual 64
+            globalavgpool2d
+            dense 10
+            """,
     };
 
     /// <summary>The preset names.</summary>

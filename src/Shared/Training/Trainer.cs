@@ -38,6 +38,9 @@ public sealed class Trainer
     /// <summary>The optimizer applying the updates.</summary>
     public Optimizer Optimizer { get; }
 
+    /// <summary>When set, the gradient is scaled down to this global L2 norm before each update.</summary>
+    public float? ClipNorm { get; init; }
+
     /// <summary>The input buffer a caller may fill directly before <see cref="Step(int)"/>.</summary>
     public Tensor Images => _images;
 
@@ -73,6 +76,10 @@ public sealed class Trainer
     public float Step(int batch)
     {
         float loss = ComputeGradient(batch);
+        if (ClipNorm is float maxNorm)
+        {
+            GradientClipping.ClipByGlobalNorm(Model.Gradients, maxNorm);
+        }
         Optimizer.Step(Model.Parameters, Model.Gradients);
         return loss;
     }

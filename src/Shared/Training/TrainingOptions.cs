@@ -48,6 +48,12 @@ public sealed record TrainingOptions
     /// <summary>File receiving one JSON object per epoch, or null.</summary>
     public string? Metrics { get; init; }
 
+    /// <summary>Learning-rate schedule over epochs (see <see cref="LearningRateSchedule.Syntax"/>). Default constant.</summary>
+    public string Schedule { get; init; } = "constant";
+
+    /// <summary>Clip the gradient to this global L2 norm before each update, or null for no clipping.</summary>
+    public float? ClipNorm { get; init; }
+
     /// <summary>Stop after the first epoch whose test accuracy reaches this fraction (time-to-accuracy), or null.</summary>
     public double? TargetAccuracy { get; init; }
 
@@ -82,9 +88,28 @@ public sealed record TrainingOptions
         {
             throw new InvalidOptionException($"--target-accuracy {t} is not allowed: use a fraction in (0, 1], e.g. 0.9");
         }
+        if (ClipNorm is float clip && !(clip > 0f && float.IsFinite(clip)))
+        {
+            throw new InvalidOptionException($"--clip-norm {clip} is not allowed: use a number greater than 0");
+        }
+        _ = ParseSchedule();
         CheckOutputPath(Save, "--save");
         CheckOutputPath(Metrics, "--metrics");
         return ModelPresets.Resolve(Model);
+    }
+
+    /// <summary>The schedule named by <see cref="Schedule"/>; throws <see cref="InvalidOptionException"/> for a bad one.</summary>
+    public LearningRateSchedule ParseSchedule()
+    {
+        try
+        {
+            return LearningRateSchedule.Parse(Schedule, Epochs);
+        }
+        catch (ArgumentException e)
+        {
+            string message = e.ParamName is null ? e.Message : e.Message.Replace($" (Parameter '{e.ParamName}')", "", StringComparison.Ordinal);
+            throw new InvalidOptionException($"--schedule: {message}");
+        }
     }
 
     /// <summary>The optimizer settings these options imply.</summary>

@@ -54,13 +54,16 @@ public sealed class TrainingRun
         using var team = new ThreadTeam(_options.Threads);
         Model.Team = team;
         var optimizer = Optimizer.Create(_options.OptimizerOptions, Model.NamedParameters);
-        var trainer = new Trainer(Model, optimizer, _options.Batch);
+        var trainer = new Trainer(Model, optimizer, _options.Batch) { ClipNorm = _options.ClipNorm };
+        var schedule = _options.ParseSchedule();
+        float baseRate = optimizer.LearningRate;
         var batches = new BatchIterator(_data.Train, _options.Batch, _options.Seed);
         var results = new List<EpochResult>();
         using var metrics = _options.Metrics is null ? null : new StreamWriter(_options.Metrics, append: false);
         for (int epoch = 1; epoch <= _options.Epochs && !cancel.IsCancellationRequested; epoch++)
         {
             var clock = Stopwatch.StartNew();
+            optimizer.LearningRate = schedule.RateAt(epoch - 1, baseRate);
             batches.StartEpoch(epoch);
             observer.EpochStarted(epoch, batches.BatchesPerEpoch);
             double lossSum = 0;

@@ -71,4 +71,14 @@ public sealed class BatchNormTests
         var e = Assert.Throws<ModelSpecException>(() => ModelSpec.Parse("input 1 8 8\nbatchnorm1d"));
         Assert.Contains("batchnorm1d", e.Message);
     }
+
+    [Fact]
+    public void ResnetPresetHasThreeStagesAndCountsItsParameters()
+    {
+        var model = new Sequential(ModelPresets.Resolve("resnet"));
+        Assert.Equal([64, 7, 7], model.Layers[8].OutputShape);
+        Assert.Equal(175_530, model.ParameterCount);
+        Assert.Contains(model.NamedParameters, p => p.Name == "5.downsample.0.weight");
+        Assert.DoesNotContain(model.NamedParameters, p => p.Name == "4.downsample.0.weight");
+    }
 }

@@ -161,7 +161,7 @@ public sealed class ModelSpecTests
         {
             Assert.Contains(name, error.Message, StringComparison.Ordinal);
         }
-        Assert.Equal(["lenet", "mlp"], ModelPresets.Names.Order(StringComparer.Ordinal));
+        Assert.Equal(["lenet", "mlp", "resnet"], ModelPresets.Names.Order(StringComparer.Ordinal));
     }
 
     private static (double Mean, double Std) Statistics(float[] values)
