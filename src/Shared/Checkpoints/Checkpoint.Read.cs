@@ -50,7 +50,9 @@ public static partial class Checkpoint
             throw Error(path, $"metadata '{SpecKey}' describes a model too large to load.", e);
         }
         var layout = MatchTensors(path, document.RootElement, model, header.DataLength);
-        ReadTensors(stream, path, header.DataStart, layout, model.Parameters);
+        float[] saved = new float[model.SavedLength];
+        ReadTensors(stream, path, header.DataStart, layout, saved);
+        model.SetSaved(saved);
         return new LoadedCheckpoint(model, header.Metadata.AsReadOnly());
     }
 
@@ -69,9 +71,9 @@ public static partial class Checkpoint
         var header = ReadHeader(stream, path);
         using var document = header.Document;
         var layout = MatchTensors(path, document.RootElement, model, header.DataLength);
-        float[] values = new float[model.ParameterCount];
+        float[] values = new float[model.SavedLength];
         ReadTensors(stream, path, header.DataStart, layout, values);
-        values.CopyTo(model.Parameters, 0);
+        model.SetSaved(values);
     }
 
     private static FileStream Open(string path)
@@ -209,7 +211,8 @@ public static partial class Checkpoint
     /// </summary>
     private static List<TensorPlacement> MatchTensors(string path, JsonElement root, Sequential model, long dataLength)
     {
-        var expected = model.NamedParameters.ToDictionary(p => p.Name, StringComparer.Ordinal);
+        var tensors = model.SavedTensors;
+        var expected = tensors.ToDictionary(p => p.Name, StringComparer.Ordinal);
         var found = new Dictionary<string, TensorPlacement>(StringComparer.Ordinal);
         foreach (var property in root.EnumerateObject())
         {
@@ -228,11 +231,11 @@ public static partial class Checkpoint
             }
             found.Add(name, ReadEntry(path, name, property.Value, parameter));
         }
-        foreach (var parameter in model.NamedParameters)
+        foreach (var parameter in tensors)
         {
             if (!found.ContainsKey(parameter.Name))
             {
-                throw Error(path, $"tensor '{parameter.Name}' is missing; expected all {model.NamedParameters.Count} tensors of the model.");
+                throw Error(path, $"tensor '{parameter.Name}' is missing; expected all {tensors.Count} tensors of the model.");
             }
         }
 

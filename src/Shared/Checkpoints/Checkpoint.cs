@@ -12,7 +12,7 @@ namespace Cluster.Checkpoints;
 /// can read Cluster's checkpoints. A file is an 8-byte little-endian header length N, N bytes of
 /// UTF-8 JSON padded with spaces so that the data starts at a multiple of 8 bytes, then the data:
 /// the model's tensors as little-endian float32, back to back in the order of
-/// <see cref="Sequential.NamedParameters"/>. The JSON maps each tensor name (<c>0.weight</c>, ...) to
+/// <see cref="Sequential.SavedTensors"/> (parameters, then state such as batch norm's running statistics). The JSON maps each tensor name (<c>0.weight</c>, ...) to
 /// its dtype (<c>F32</c>), shape and data offsets, and <c>__metadata__</c> holds string pairs: the
 /// model spec, the format version and whatever the caller adds (epoch, accuracy, ...).
 /// </summary>
@@ -82,7 +82,7 @@ public static partial class Checkpoint
                 Access = FileAccess.Write,
                 Share = FileShare.None,
                 BufferSize = 1 << 16,
-                PreallocationSize = LengthPrefixSize + header.Length + (long)sizeof(float) * model.ParameterCount,
+                PreallocationSize = LengthPrefixSize + header.Length + (long)sizeof(float) * model.SavedLength,
             }))
             {
                 Span<byte> prefix = stackalloc byte[LengthPrefixSize];
@@ -90,6 +90,7 @@ public static partial class Checkpoint
                 stream.Write(prefix);
                 stream.Write(header);
                 WriteFloats(stream, model.Parameters);
+                WriteFloats(stream, model.State);
                 stream.Flush(flushToDisk: true);
             }
             beforeReplace?.Invoke(temp);
@@ -135,7 +136,7 @@ public static partial class Checkpoint
             json.WriteEndObject();
 
             ulong offset = 0;
-            foreach (var parameter in model.NamedParameters)
+            foreach (var parameter in model.SavedTensors)
             {
                 ulong end = offset + sizeof(float) * (ulong)parameter.Length;
                 json.WriteStartObject(parameter.Name);

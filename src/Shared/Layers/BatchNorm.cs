@@ -45,11 +45,30 @@ public abstract class BatchNorm : Layer
     /// <summary>Values per channel per sample: H×W, or 1 for features.</summary>
     protected abstract int Spatial { get; }
 
+    private Tensor _runningMean = Tensor.Zeros(0);
+    private Tensor _runningVariance = Tensor.Zeros(0);
+
     /// <summary>The running mean per channel (used in evaluation).</summary>
-    public float[] RunningMean { get; private set; } = [];
+    public Span<float> RunningMean => _runningMean.Span;
 
     /// <summary>The running variance per channel (used in evaluation).</summary>
-    public float[] RunningVariance { get; private set; } = [];
+    public Span<float> RunningVariance => _runningVariance.Span;
+
+    /// <inheritdoc/>
+    public override IReadOnlyList<ParameterSpec> StateSpecs =>
+    [
+        new("running_mean", [Channels], Initializer.Zeros, 1, 1, Decays: false),
+        new("running_var", [Channels], Initializer.Ones, 1, 1, Decays: false),
+    ];
+
+    /// <inheritdoc/>
+    public override void BindState(Tensor[] state)
+    {
+        state[0].Span.Clear();
+        state[1].Span.Fill(1f);
+        _runningMean = state[0];
+        _runningVariance = state[1];
+    }
 
     /// <inheritdoc/>
     public override string Spec =>
@@ -66,8 +85,8 @@ public abstract class BatchNorm : Layer
     /// <summary>Checks the input's rank; called from shape inference.</summary>
     protected void InitializeStatistics(int channels)
     {
-        RunningMean = new float[channels];
-        RunningVariance = Enumerable.Repeat(1f, channels).ToArray();
+        _runningMean = Tensor.Zeros(channels);
+        _runningVariance = Tensor.FromValues(Enumerable.Repeat(1f, channels).ToArray(), channels);
     }
 
     /// <inheritdoc/>
@@ -109,6 +128,8 @@ public abstract class BatchNorm : Layer
         int m = batch * s;
         var gamma = Weights[0].Span;
         var beta = Weights[1].Span;
+        var runningMean = RunningMean;
+        var runningVariance = RunningVariance;
         for (int c = start; c < end; c++)
         {
             float mean, invStd;
@@ -126,13 +147,13 @@ public abstract class BatchNorm : Layer
                 mean = (float)mu;
                 invStd = (float)(1.0 / Math.Sqrt(variance + Epsilon));
                 double unbiased = m > 1 ? variance * m / (m - 1) : variance;
-                RunningMean[c] = (1 - Momentum) * RunningMean[c] + Momentum * mean;
-                RunningVariance[c] = (float)((1 - Momentum) * RunningVariance[c] + Momentum * unbiased);
+                runningMean[c] = (1 - Momentum) * runningMean[c] + Momentum * mean;
+                runningVariance[c] = (float)((1 - Momentum) * runningVariance[c] + Momentum * unbiased);
             }
             else
             {
-                mean = RunningMean[c];
-                invStd = 1f / MathF.Sqrt(RunningVariance[c] + Epsilon);
+                mean = runningMean[c];
+                invStd = 1f / MathF.Sqrt(runningVariance[c] + Epsilon);
             }
             _invStd[c] = invStd;
             for (int n = 0; n < batch; n++)

@@ -51,6 +51,17 @@ public abstract class Layer
         Gradients = gradients;
     }
 
+    /// <summary>
+    /// Non-trainable tensors the layer keeps across steps and a checkpoint must keep too (batch
+    /// norm's running statistics), in the order of <see cref="BindState"/>. They get no gradient.
+    /// </summary>
+    public virtual IReadOnlyList<ParameterSpec> StateSpecs => [];
+
+    /// <summary>Attaches views of the model's flat state buffer, one per entry of <see cref="StateSpecs"/>.</summary>
+    public virtual void BindState(Tensor[] state)
+    {
+    }
+
     /// <summary>Allocates scratch for batches of up to <paramref name="maxBatch"/> samples.</summary>
     public virtual void Allocate(int maxBatch)
     {

@@ -67,6 +67,22 @@ public sealed class ResidualBlock : Layer
         [.. Inner().SelectMany(inner => inner.Layer.Parameters.Select(p => p with { Name = $"{inner.Name}.{p.Name}" }))];
 
     /// <inheritdoc/>
+    public override IReadOnlyList<ParameterSpec> StateSpecs =>
+        [.. Inner().SelectMany(inner => inner.Layer.StateSpecs.Select(p => p with { Name = $"{inner.Name}.{p.Name}" }))];
+
+    /// <inheritdoc/>
+    public override void BindState(Tensor[] state)
+    {
+        int index = 0;
+        foreach (var (_, layer) in Inner())
+        {
+            int count = layer.StateSpecs.Count;
+            layer.BindState(state[index..(index + count)]);
+            index += count;
+        }
+    }
+
+    /// <inheritdoc/>
     public override ThreadTeam Team
     {
         get => base.Team;

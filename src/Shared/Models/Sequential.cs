@@ -37,6 +37,31 @@ public sealed class Sequential
         Parameters = new float[total];
         Gradients = new float[total];
         NamedParameters = named;
+        var namedState = new List<NamedParameter>();
+        int stateTotal = 0;
+        for (int i = 0; i < _layers.Count; i++)
+        {
+            foreach (var p in _layers[i].StateSpecs)
+            {
+                namedState.Add(new NamedParameter($"{i}.{p.Name}", stateTotal, p.Shape, Decays: false));
+                stateTotal += Tensor.Product(p.Shape);
+            }
+        }
+        State = new float[stateTotal];
+        NamedState = namedState;
+        int stateIndex = 0;
+        foreach (var layer in _layers)
+        {
+            var views = new Tensor[layer.StateSpecs.Count];
+            for (int j = 0; j < views.Length; j++, stateIndex++)
+            {
+                views[j] = new Tensor(State, namedState[stateIndex].Offset, namedState[stateIndex].Shape);
+            }
+            if (views.Length > 0)
+            {
+                layer.BindState(views);
+            }
+        }
         int index = 0;
         foreach (var layer in _layers)
         {
@@ -71,6 +96,26 @@ public sealed class Sequential
 
     /// <summary>Number of parameters.</summary>
     public int ParameterCount => Parameters.Length;
+
+    /// <summary>Non-trainable state kept across steps (batch norm's running statistics), back to back in layer order.</summary>
+    public float[] State { get; }
+
+    /// <summary>Each state tensor's name (<c>3.running_mean</c>, as PyTorch names buffers) and place in <see cref="State"/>.</summary>
+    public IReadOnlyList<NamedParameter> NamedState { get; }
+
+    /// <summary>What a checkpoint holds: every parameter, then every state tensor, with offsets into <see cref="Parameters"/> followed by <see cref="State"/>.</summary>
+    public IReadOnlyList<NamedParameter> SavedTensors =>
+        [.. NamedParameters, .. NamedState.Select(s => s with { Offset = s.Offset + Parameters.Length })];
+
+    /// <summary>Floats a checkpoint holds: parameters and state.</summary>
+    public int SavedLength => Parameters.Length + State.Length;
+
+    /// <summary>Sets parameters and state from the layout of <see cref="SavedTensors"/>.</summary>
+    public void SetSaved(ReadOnlySpan<float> values)
+    {
+        values[..Parameters.Length].CopyTo(Parameters);
+        values[Parameters.Length..].CopyTo(State);
+    }
 
     /// <summary>Per-sample input shape.</summary>
     public int[] InputShape => Spec.InputShape;

@@ -81,4 +81,31 @@ public sealed class BatchNormTests
         Assert.Contains(model.NamedParameters, p => p.Name == "5.downsample.0.weight");
         Assert.DoesNotContain(model.NamedParameters, p => p.Name == "4.downsample.0.weight");
     }
+
+    [Fact]
+    public void CheckpointsKeepTheRunningStatisticsSoEvaluationSurvivesAReload()
+    {
+        using var scratch = new ScratchDirectory();
+        var model = new Sequential(ModelSpec.Parse("input 1 6 6\nconv2d 3 3\nbatchnorm2d\nrelu\nflatten\ndense 4"));
+        model.Initialize(4);
+        var random = new SeededRandom(8);
+        var x = Tensor.Zeros(5, 1, 6, 6);
+        foreach (ref float v in x.Span)
+        {
+            v = 2f + random.NextGaussian();
+        }
+        for (int i = 0; i < 20; i++)
+        {
+            model.Forward(x, training: true);
+        }
+        var before = model.Forward(x, training: false).Span.ToArray();
+        Assert.Contains("1.running_mean", model.NamedState.Select(s => s.Name));
+
+        string path = scratch.File("bn.safetensors");
+        Cluster.Checkpoints.Checkpoint.Save(path, model);
+        var loaded = Cluster.Checkpoints.Checkpoint.Load(path).Model;
+
+        Assert.Equal(model.State, loaded.State);
+        Assert.Equal(before, loaded.Forward(x, training: false).Span.ToArray());
+    }
 }
