@@ -18,6 +18,8 @@ public sealed class BadInputTests
     [InlineData("--schedule", "step:-1:0.5", "step:-1:0.5")]
     [InlineData("--schedule", "sawtooth", "sawtooth")]
     [InlineData("--clip-norm", "0", "--clip-norm 0")]
+    [InlineData("--patience", "0", "--patience 0")]
+    [InlineData("--validation", "1.5", "--validation 1.5")]
     public void TrainRejectsBadValueInOneLine(string flag, string value, string named)
     {
         using var scratch = new ScratchDirectory();

@@ -47,4 +47,25 @@ public sealed class CommandTests
         Assert.Contains($"test accuracy {accuracy:P2}", evalOutput);
         Assert.Contains("Ankle boot", evalOutput);
     }
+
+    [Fact]
+    public void EarlyStoppingSavesTheBestModelNotTheLast()
+    {
+        using var scratch = new ScratchDirectory();
+        string metrics = scratch.File("metrics.jsonl");
+        string model = scratch.File("best.safetensors");
+        var (code, output, error) = CliRunner.Run("train", "--model", "mlp", "--epochs", "12", "--lr", "0.003", "--data", "embedded", "--patience", "2", "--metrics", metrics, "--save", model);
+        Assert.True(code == 0, error);
+
+        var epochs = File.ReadAllLines(metrics).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.All(epochs, e => Assert.True(e.TryGetProperty("validation_accuracy", out _)));
+        var bestByValidation = epochs.MaxBy(e => e.GetProperty("validation_accuracy").GetDouble());
+        int best = bestByValidation.GetProperty("epoch").GetInt32();
+        Assert.Contains($"keeping the weights of epoch {best}", output);
+        Assert.True(epochs.Count < 12, "validation accuracy of mlp on the subset stalls well before 12 epochs");
+        Assert.Equal(best + 2, epochs.Count);
+
+        var (_, evaluation, _) = CliRunner.Run("evaluate", "--checkpoint", model, "--data", "embedded");
+        Assert.Contains($"test accuracy {bestByValidation.GetProperty("test_accuracy").GetDouble():P2}", evaluation);
+    }
 }

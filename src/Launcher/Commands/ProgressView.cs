@@ -26,8 +26,12 @@ internal static class ProgressView
         return results;
     }
 
-    private static string Describe(EpochResult r) => string.Create(CultureInfo.InvariantCulture,
-        $"epoch {r.Epoch}: train loss {r.TrainLoss:F4}, test loss {r.TestLoss:F4}, test accuracy {r.TestAccuracy:P2}, {r.ImagesPerSec:N0} images/s, {r.Seconds:F1} s");
+    private static string Describe(EpochResult r)
+    {
+        string validation = r.ValidationAccuracy is double v ? string.Create(CultureInfo.InvariantCulture, $"validation accuracy {v:P2}, ") : "";
+        return string.Create(CultureInfo.InvariantCulture,
+            $"epoch {r.Epoch}: train loss {r.TrainLoss:F4}, {validation}test loss {r.TestLoss:F4}, test accuracy {r.TestAccuracy:P2}, {r.ImagesPerSec:N0} images/s, {r.Seconds:F1} s");
+    }
 
     private sealed class LiveObserver(ProgressContext context) : ITrainingObserver
     {

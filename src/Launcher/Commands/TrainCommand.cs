@@ -15,8 +15,10 @@ internal static class TrainCommand
         var save = new Option<string?>("--save") { Description = "write a safetensors checkpoint here at the end" };
         var schedule = new Option<string>("--schedule") { Description = "learning-rate schedule: " + Optim.LearningRateSchedule.Syntax, DefaultValueFactory = _ => "constant" };
         var clip = new Option<float?>("--clip-norm") { Description = "clip the gradient to this global L2 norm before each update" };
+        var validation = new Option<double?>("--validation") { Description = "fraction of the training data held out for validation (default 0.1 with --patience)" };
+        var patience = new Option<int?>("--patience") { Description = "early stopping: stop after this many epochs without a better validation accuracy, keeping the best weights" };
         var target = new Option<double?>("--target-accuracy") { Description = "stop after the first epoch whose test accuracy reaches this fraction, e.g. 0.9" };
-        var command = new Command("train", "train a model on Fashion-MNIST in this process") { save, target, schedule, clip };
+        var command = new Command("train", "train a model on Fashion-MNIST in this process") { save, target, schedule, clip, validation, patience };
         flags.AddTo(command);
         command.SetAction((parse, cancel) =>
         {
@@ -26,6 +28,8 @@ internal static class TrainCommand
                 TargetAccuracy = parse.GetValue(target),
                 Schedule = parse.GetValue(schedule)!,
                 ClipNorm = parse.GetValue(clip),
+                ValidationFraction = parse.GetValue(validation),
+                Patience = parse.GetValue(patience),
             };
             return Task.FromResult(Run(options, output, cancel));
         });
@@ -45,6 +49,12 @@ internal static class TrainCommand
             output.WriteLine("stopped before the end: no checkpoint written");
             return 130;
         }
+        if (run.BestEpoch is int bestEpoch)
+        {
+            output.WriteLine(run.StoppedEarly
+                ? $"early stopping: validation accuracy stopped improving; keeping the weights of epoch {bestEpoch}"
+                : $"keeping the weights of epoch {bestEpoch}, the best on validation");
+        }
         if (options.TargetAccuracy is double goal)
         {
             output.WriteLine(run.TimeToAccuracy is double seconds
@@ -53,7 +63,7 @@ internal static class TrainCommand
         }
         if (options.Save is not null && results.Count > 0)
         {
-            var last = results[^1];
+            var last = run.BestEpoch is int kept ? results[kept - 1] : results[^1];
             Checkpoint.Save(options.Save, run.Model, new Dictionary<string, string>
             {
                 ["cluster.epochs"] = last.Epoch.ToString(CultureInfo.InvariantCulture),

@@ -95,4 +95,33 @@ public sealed class Dataset
             Width,
             Classes);
     }
+
+    /// <summary>The samples at <paramref name="indices"/>, in that order (copied).</summary>
+    public Dataset Select(ReadOnlySpan<int> indices)
+    {
+        var images = new float[indices.Length * SampleSize];
+        var labels = new byte[indices.Length];
+        for (int i = 0; i < indices.Length; i++)
+        {
+            Image(indices[i]).CopyTo(images.AsSpan(i * SampleSize, SampleSize));
+            labels[i] = Labels[indices[i]];
+        }
+        return new Dataset(images, labels, Channels, Height, Width, Classes);
+    }
+
+    /// <summary>
+    /// Holds out a seeded random <paramref name="fraction"/> of the samples: returns the rest for
+    /// training and the held-out part for validation (early stopping, model selection).
+    /// </summary>
+    public (Dataset Train, Dataset Validation) SplitValidation(double fraction, ulong seed)
+    {
+        if (!(fraction > 0 && fraction < 1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(fraction), $"validation fraction {fraction} must be in (0, 1)");
+        }
+        int[] order = Enumerable.Range(0, Count).ToArray();
+        Tensors.SeededRandom.Derive(seed, 0x5EED_0F_7A1DUL).Shuffle(order.AsSpan());
+        int held = Math.Max(1, (int)Math.Round(Count * fraction));
+        return (Select(order.AsSpan(held)), Select(order.AsSpan(0, held)));
+    }
 }

@@ -28,4 +28,14 @@ public sealed record EpochResult
     /// <summary>Wall time of the epoch, evaluation included, in seconds.</summary>
     [JsonPropertyName("seconds")]
     public double Seconds { get; init; }
+
+    /// <summary>Accuracy on the held-out validation split, when there is one.</summary>
+    [JsonPropertyName("validation_accuracy")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? ValidationAccuracy { get; init; }
+
+    /// <summary>Loss on the held-out validation split, when there is one.</summary>
+    [JsonPropertyName("validation_loss")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? ValidationLoss { get; init; }
 }

@@ -54,6 +54,15 @@ public sealed record TrainingOptions
     /// <summary>Clip the gradient to this global L2 norm before each update, or null for no clipping.</summary>
     public float? ClipNorm { get; init; }
 
+    /// <summary>Fraction of the training data held out (seeded) for validation, or null: none, or 0.1 when <see cref="Patience"/> is set.</summary>
+    public double? ValidationFraction { get; init; }
+
+    /// <summary>Early stopping: stop when validation accuracy has not improved for this many epochs, and keep the best weights. Null: off.</summary>
+    public int? Patience { get; init; }
+
+    /// <summary>The validation fraction in force: the one given, 0.1 with early stopping, else none.</summary>
+    public double? EffectiveValidationFraction => ValidationFraction ?? (Patience is null ? null : 0.1);
+
     /// <summary>Stop after the first epoch whose test accuracy reaches this fraction (time-to-accuracy), or null.</summary>
     public double? TargetAccuracy { get; init; }
 
@@ -93,6 +102,14 @@ public sealed record TrainingOptions
             throw new InvalidOptionException($"--clip-norm {clip} is not allowed: use a number greater than 0");
         }
         _ = ParseSchedule();
+        if (ValidationFraction is double v && !(v > 0 && v < 1))
+        {
+            throw new InvalidOptionException($"--validation {v} is not allowed: use a fraction in (0, 1), e.g. 0.1");
+        }
+        if (Patience is int p && p < 1)
+        {
+            throw new InvalidOptionException($"--patience {p} is not allowed: use 1 or more epochs");
+        }
         CheckOutputPath(Save, "--save");
         CheckOutputPath(Metrics, "--metrics");
         return ModelPresets.Resolve(Model);

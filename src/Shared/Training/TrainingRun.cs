@@ -45,6 +45,12 @@ public sealed class TrainingRun
     /// <summary>The model being trained.</summary>
     public Sequential Model { get; }
 
+    /// <summary>True when early stopping ended the run before the last epoch.</summary>
+    public bool StoppedEarly { get; private set; }
+
+    /// <summary>With early stopping, the epoch whose weights the model holds at the end (the best on validation).</summary>
+    public int? BestEpoch { get; private set; }
+
     /// <summary>Seconds of training and evaluation until the target accuracy was reached, if it was.</summary>
     public double? TimeToAccuracy { get; private set; }
 
@@ -57,7 +63,14 @@ public sealed class TrainingRun
         var trainer = new Trainer(Model, optimizer, _options.Batch) { ClipNorm = _options.ClipNorm };
         var schedule = _options.ParseSchedule();
         float baseRate = optimizer.LearningRate;
-        var batches = new BatchIterator(_data.Train, _options.Batch, _options.Seed);
+        var train = _data.Train;
+        Dataset? validation = null;
+        if (_options.EffectiveValidationFraction is double fraction)
+        {
+            (train, validation) = train.SplitValidation(fraction, _options.Seed);
+        }
+        var batches = new BatchIterator(train, _options.Batch, _options.Seed);
+        var best = new BestSnapshot(Model);
         var results = new List<EpochResult>();
         using var metrics = _options.Metrics is null ? null : new StreamWriter(_options.Metrics, append: false);
         for (int epoch = 1; epoch <= _options.Epochs && !cancel.IsCancellationRequested; epoch++)
@@ -81,6 +94,7 @@ public sealed class TrainingRun
             double trainSeconds = clock.Elapsed.TotalSeconds;
             observer.Evaluating(epoch);
             var test = Trainer.Evaluate(Model, _data.Test);
+            var check = validation is null ? null : Trainer.Evaluate(Model, validation);
             var result = new EpochResult
             {
                 Epoch = epoch,
@@ -89,6 +103,8 @@ public sealed class TrainingRun
                 TestAccuracy = test.Accuracy,
                 ImagesPerSec = images / trainSeconds,
                 Seconds = clock.Elapsed.TotalSeconds,
+                ValidationAccuracy = check?.Accuracy,
+                ValidationLoss = check?.Loss,
             };
             results.Add(result);
             if (metrics is not null)
@@ -102,6 +118,17 @@ public sealed class TrainingRun
                 TimeToAccuracy = results.Sum(r => r.Seconds);
                 break;
             }
+            if (check is not null && best.Offer(epoch, check.Accuracy) is int stale && _options.Patience is int patience && stale >= patience)
+            {
+                StoppedEarly = true;
+                break;
+            }
+        }
+        if (_options.Patience is not null && best.Epoch > 0)
+        {
+            // Early stopping keeps the best model, not the last.
+            best.Restore();
+            BestEpoch = best.Epoch;
         }
         return results;
     }

@@ -37,4 +37,17 @@ public sealed class DatasetTests
         Assert.Contains("Label 2 of sample 1", error.Message, StringComparison.Ordinal);
         Assert.Throws<ArgumentOutOfRangeException>(() => new Dataset([], [], 0, 1, 1, 1));
     }
+
+    [Fact]
+    public void ValidationSplitIsSeededDisjointAndSized()
+    {
+        var data = new Dataset(Enumerable.Range(0, 100).Select(i => (float)i).ToArray(), Enumerable.Range(0, 100).Select(i => (byte)(i % 10)).ToArray(), 1, 1, 1, 10);
+        var (train, validation) = data.SplitValidation(0.1, 3);
+        Assert.Equal(90, train.Count);
+        Assert.Equal(10, validation.Count);
+        Assert.Empty(train.Images.Intersect(validation.Images));
+        Assert.Equal(validation.Images, data.SplitValidation(0.1, 3).Validation.Images);
+        Assert.NotEqual(validation.Images, data.SplitValidation(0.1, 4).Validation.Images);
+        Assert.Throws<ArgumentOutOfRangeException>(() => data.SplitValidation(1.0, 3));
+    }
 }
