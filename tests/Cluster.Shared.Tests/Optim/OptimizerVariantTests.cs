@@ -1,28 +1,13 @@
 using Cluster.Models;
 using Cluster.Optim;
+using static Cluster.Tests.Optim.OptimizerFixture;
 
 namespace Cluster.Tests.Optim;
 
 /// <summary>RMSprop, Adagrad and AdamW against PyTorch's update rules written out in double.</summary>
 public sealed class OptimizerVariantTests
 {
-    /// <summary>A 3×3 weight (decays) and a bias of 2 (does not): 11 values, so vector loops and scalar tails both run.</summary>
-    private static readonly NamedParameter[] Layout =
-    [
-        new("0.weight", 0, [3, 3], Decays: true),
-        new("0.bias", 9, [2], Decays: false),
-    ];
-
     private static readonly NamedParameter[] OneWeight = [new("0.weight", 0, [1], Decays: true)];
-
-    private static readonly float[] Start = [1f, -2f, 0.5f, 0.25f, -0.75f, 1.5f, -1f, 2f, 0.1f, 1f, -0.3f];
-
-    private static readonly float[][] StepGradients =
-    [
-        [0.5f, -2f, 0.1f, 1f, -0.3f, 0.02f, 3f, -1f, 0.7f, 0.5f, -0.6f],
-        [-1f, -1.5f, 0.4f, -0.2f, 0.3f, 0.05f, 2f, 1f, -0.7f, -1f, 0.2f],
-        [0.25f, 0.5f, -0.3f, 0.6f, 0.1f, -0.04f, -1f, 0.5f, 0.2f, 0.3f, 0.9f],
-    ];
 
     public static TheoryData<string, float, float> Variants => new()
     {
@@ -37,19 +22,8 @@ public sealed class OptimizerVariantTests
     {
         var options = new OptimizerOptions { Name = name, LearningRate = 0.1f, WeightDecay = weightDecay };
         var optimizer = momentum > 0f ? new RmsProp(options, Layout, momentum) : Optimizer.Create(options, Layout);
-        float[] parameters = (float[])Start.Clone();
         double[][] expected = PyTorchReference(options, momentum);
-
-        for (int step = 0; step < StepGradients.Length; step++)
-        {
-            optimizer.Step(parameters, StepGradients[step]);
-
-            for (int i = 0; i < parameters.Length; i++)
-            {
-                Assert.True(Math.Abs(parameters[i] - expected[step][i]) <= 2e-6, $"{name} λ={weightDecay} μ={momentum} step {step + 1}, parameter {i}: {parameters[i]}, expected {expected[step][i]}");
-            }
-        }
-        Assert.Equal(3, optimizer.StepCount);
+        OptimizerFixture.AssertFollows(optimizer, expected, $"{name} λ={weightDecay} μ={momentum}");
     }
 
     [Theory]
