@@ -24,7 +24,7 @@ public static class QuickBench
                 bench.Cleanup();
             }
         }
-        foreach (string model in new[] { "lenet", "mlp" })
+        foreach (string model in new[] { "lenet", "mlp", "resnet" })
         {
             foreach (int threads in new[] { 1, 2 })
             {
