@@ -29,5 +29,11 @@ public sealed class Reshape(int[] shape) : Layer
     public override void Forward(Tensor x, Tensor y, bool training) => x.Span.CopyTo(y.Span);
 
     /// <inheritdoc/>
-    public override void Backward(Tensor x, Tensor y, Tensor dy, Tensor? dx) => dy.Span.CopyTo(dx is null ? [] : dx.Span);
+    public override void Backward(Tensor x, Tensor y, Tensor dy, Tensor? dx)
+    {
+        if (dx is not null)
+        {
+            dy.Span.CopyTo(dx.Span);
+        }
+    }
 }
