@@ -65,6 +65,29 @@ public sealed class BadInputTests
         Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 
+    [Theory]
+    [InlineData("lstm")]
+    [InlineData("gru")]
+    [InlineData("lenet")]
+    public void ImagesOfAnotherShapeThanTheModelTakesAreRejected(string model)
+    {
+        using var scratch = new ScratchDirectory();
+        const int count = 4;
+        byte[] labels = [0, 1, 2, 3];
+        foreach (string split in new[] { "train", "t10k" })
+        {
+            File.WriteAllBytes(scratch.File($"{split}-images-idx3-ubyte"), IdxFiles.Build([count, 32, 32], IdxFiles.Pattern(count * 32 * 32)));
+            File.WriteAllBytes(scratch.File($"{split}-labels-idx1-ubyte"), IdxFiles.Build([count], labels));
+        }
+        var (code, output, error) = CliRunner.Run("train", "--model", model, "--data", scratch.Path, "--epochs", "1");
+        Assert.Equal(Cli.UsageError, code);
+        string line = Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains($"'{model}'", line);
+        Assert.Contains("[1, 28, 28]", line);
+        Assert.Contains("[1, 32, 32]", line);
+        Assert.DoesNotContain("epoch 1", output);
+    }
+
     [Fact]
     public void CorruptedCheckpointIsNamed()
     {

@@ -86,6 +86,7 @@ internal static class BenchScalingCommand
     private static async Task<int> RunAsync(ServerOptions options, int[] counts, int samplesPerRun, bool emulatedGiven, string outDir, TextWriter output, CancellationToken cancel)
     {
         var data = FashionMnist.Load(options.Training.Data);
+        options.Training.Validate().RequireFits(data);
         int EpochsFor(int workers) => (int)Math.Ceiling(Math.Max(samplesPerRun, (double)MinStepsPerWorker * workers * options.Training.Batch) / data.Train.Count);
         if (options.Compute == "emulated" && !emulatedGiven)
         {

@@ -26,6 +26,7 @@ internal static class EvaluateCommand
             string path = parse.GetValue(checkpoint)!;
             var loaded = Checkpoint.Load(path);
             var dataset = FashionMnist.Load(parse.GetValue(data), NormalizationMetadata.Read(loaded.Metadata, path));
+            loaded.Model.Spec.RequireFits(dataset);
             using var team = new ThreadTeam(threadCount);
             loaded.Model.Team = team;
             var result = Trainer.Evaluate(loaded.Model, dataset.Test);

@@ -34,6 +34,7 @@ internal static class ServerCommand
             throw new InvalidOptionException($"--host '{options.Host}' is not an IP address: use 0.0.0.0 or 127.0.0.1");
         }
         var data = FashionMnist.Load(options.Training.Data);
+        options.Training.Validate().RequireFits(data);
         await using var app = ParameterServerHost.Build(options, data, logging => logging
             .AddSimpleConsole(o =>
             {

@@ -14,6 +14,9 @@ public enum Initializer
 
     /// <summary>Xavier/Glorot normal, std = √(2 / (fan_in + fan_out)): for tanh and sigmoid layers.</summary>
     Xavier,
+
+    /// <summary>Uniform in ±1/√fan_in: PyTorch's default for recurrent layers, where fan_in is the hidden size.</summary>
+    Uniform,
 }
 
 /// <summary>A parameter a layer declares: its name within the layer, shape, initialisation and whether weight decay applies.</summary>

@@ -45,6 +45,21 @@ public static class ModelPresets
             globalavgpool2d
             dense 10
             """,
+        // Each image read as 28 steps (rows) of 28 features; an LSTM of 128 units; a classifier
+        // on its last state. 82,186 parameters.
+        ["lstm"] = """
+            input 1 28 28
+            reshape 28 28
+            lstm 128
+            dense 10 init=xavier
+            """,
+        // The same with a GRU: 61,962 parameters.
+        ["gru"] = """
+            input 1 28 28
+            reshape 28 28
+            gru 128
+            dense 10 init=xavier
+            """,
     };
 
     /// <summary>The preset names.</summary>

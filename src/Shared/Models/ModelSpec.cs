@@ -1,5 +1,7 @@
 using System.Globalization;
+using Cluster.Data;
 using Cluster.Layers;
+using Cluster.Tensors;
 
 namespace Cluster.Models;
 
@@ -17,7 +19,9 @@ namespace Cluster.Models;
 /// Layer lines: <c>conv2d FILTERS KERNEL [stride=1] [pad=0] [init=he|xavier]</c>,
 /// <c>maxpool2d SIZE [stride=SIZE] [pad=0]</c>, <c>avgpool2d SIZE [stride=SIZE] [pad=0]</c>,
 /// <c>dense UNITS [init=he|xavier]</c>, <c>dropout P</c>, <c>relu</c>, <c>leakyrelu [slope=0.01]</c>,
-/// <c>sigmoid</c>, <c>tanh</c>, <c>flatten</c>. <c>#</c> starts a comment. The loss defaults to
+/// <c>sigmoid</c>, <c>tanh</c>, <c>flatten</c>, <c>reshape D1 D2 ...</c>, <c>batchnorm1d</c>, <c>batchnorm2d</c>,
+/// <c>residual FILTERS [stride=1]</c>, <c>globalavgpool2d</c>, and the recurrent layers
+/// <c>rnn|lstm|gru HIDDEN [return=last|sequence]</c>, which take [steps, features]. <c>#</c> starts a comment. The loss defaults to
 /// cross-entropy. The same text is stored in checkpoints, so a checkpoint rebuilds its own model.
 /// </summary>
 public sealed class ModelSpec
@@ -111,6 +115,22 @@ public sealed class ModelSpec
         return layers;
     }
 
+    /// <summary>
+    /// Throws <see cref="ModelSpecException"/> when the samples of <paramref name="data"/> do not
+    /// have as many values as the model's input (such as an LSTM preset, which reads 28×28 images
+    /// as 28 steps, given 32×32 images).
+    /// </summary>
+    public void RequireFits(FashionMnist data)
+    {
+        var images = data.Train;
+        if (images.SampleSize != Tensor.Product(InputShape))
+        {
+            throw new ModelSpecException(
+                $"model '{Name ?? "spec"}' takes inputs of shape {Tensor.ShapeText(InputShape)} ({Tensor.Product(InputShape)} values) " +
+                $"but the images of {data.Source} are {Tensor.ShapeText([images.Channels, images.Height, images.Width])} ({images.SampleSize} values)");
+        }
+    }
+
     /// <summary>The canonical text of this spec (what checkpoints store).</summary>
     public string ToText()
     {
@@ -135,8 +155,10 @@ public sealed class ModelSpec
             "leakyrelu" => ["slope"],
             "batchnorm1d" or "batchnorm2d" => ["momentum", "eps"],
             "residual" => ["stride"],
+            "rnn" or "lstm" or "gru" => ["return"],
+            "reshape" => [],
             "dropout" or "relu" or "sigmoid" or "tanh" or "flatten" or "globalavgpool2d" => [],
-            _ => throw new ModelSpecException($"model spec line '{line}': unknown layer '{kind}'; known: conv2d, maxpool2d, avgpool2d, globalavgpool2d, dense, dropout, batchnorm1d, batchnorm2d, residual, relu, leakyrelu, sigmoid, tanh, flatten"),
+            _ => throw new ModelSpecException($"model spec line '{line}': unknown layer '{kind}'; known: conv2d, maxpool2d, avgpool2d, globalavgpool2d, dense, dropout, batchnorm1d, batchnorm2d, residual, relu, leakyrelu, sigmoid, tanh, flatten, reshape, rnn, lstm, gru"),
         };
         foreach (string key in options.Keys.Where(k => !allowed.Contains(k)))
         {
@@ -158,13 +180,22 @@ public sealed class ModelSpec
         int expected = kind switch
         {
             "conv2d" => 2,
-            "maxpool2d" or "avgpool2d" or "dense" or "dropout" or "residual" => 1,
+            "maxpool2d" or "avgpool2d" or "dense" or "dropout" or "residual" or "rnn" or "lstm" or "gru" => 1,
+            "reshape" => positional.Length,
             _ => 0,
         };
         if (positional.Length > expected)
         {
             throw new ModelSpecException($"model spec line '{line}': {kind} takes {expected} value(s), got {positional.Length}");
         }
+        RecurrentOutput Returns() => options.TryGetValue("return", out var v)
+            ? v switch
+            {
+                "last" => RecurrentOutput.Last,
+                "sequence" => RecurrentOutput.Sequence,
+                _ => throw new ModelSpecException($"model spec line '{line}': unknown return '{v}', use last or sequence"),
+            }
+            : RecurrentOutput.Last;
         try
         {
             return kind switch
@@ -183,7 +214,11 @@ public sealed class ModelSpec
                 "batchnorm1d" => new BatchNorm1D(OptionFloat("momentum", 0.1f), OptionFloat("eps", 1e-5f)),
                 "globalavgpool2d" => new GlobalAvgPool2D(),
                 "residual" => new ResidualBlock(Positional(0, "a number of filters"), Option("stride", 1)),
-                _ => throw new ModelSpecException($"model spec line '{line}': unknown layer '{kind}'; known: conv2d, maxpool2d, avgpool2d, globalavgpool2d, dense, dropout, batchnorm1d, batchnorm2d, residual, relu, leakyrelu, sigmoid, tanh, flatten"),
+                "reshape" => new Reshape(positional.Select(t => ParseInt(t, line)).ToArray()),
+                "rnn" => new Rnn(Positional(0, "a number of hidden units"), Returns()),
+                "lstm" => new Lstm(Positional(0, "a number of hidden units"), Returns()),
+                "gru" => new Gru(Positional(0, "a number of hidden units"), Returns()),
+                _ => throw new ModelSpecException($"model spec line '{line}': unknown layer '{kind}'; known: conv2d, maxpool2d, avgpool2d, globalavgpool2d, dense, dropout, batchnorm1d, batchnorm2d, residual, relu, leakyrelu, sigmoid, tanh, flatten, reshape, rnn, lstm, gru"),
             };
         }
         catch (ModelSpecException e) when (!e.Message.StartsWith("model spec line", StringComparison.Ordinal))

@@ -137,7 +137,7 @@ public sealed class Sequential
         }
     }
 
-    /// <summary>Initialises every parameter from <paramref name="seed"/> (He or Xavier normal weights, zero biases) and seeds dropout.</summary>
+    /// <summary>Initialises every parameter from <paramref name="seed"/> (He or Xavier normal weights, zero biases, uniform recurrent weights) and seeds dropout.</summary>
     public void Initialize(ulong seed)
     {
         int index = 0;
@@ -154,11 +154,17 @@ public sealed class Sequential
                 {
                     Initializer.He => Math.Sqrt(2.0 / spec.FanIn),
                     Initializer.Xavier => Math.Sqrt(2.0 / (spec.FanIn + spec.FanOut)),
+                    Initializer.Uniform => 1.0 / Math.Sqrt(spec.FanIn),
                     _ => 0.0,
                 };
                 for (int k = 0; k < values.Length; k++)
                 {
-                    values[k] = spec.Init == Initializer.Ones ? 1f : std == 0.0 ? 0f : (float)(random.NextGaussian() * std);
+                    values[k] = spec.Init switch
+                    {
+                        Initializer.Ones => 1f,
+                        Initializer.Uniform => (float)((2.0 * random.NextFloat() - 1.0) * std),
+                        _ => std == 0.0 ? 0f : (float)(random.NextGaussian() * std),
+                    };
                 }
             }
         }

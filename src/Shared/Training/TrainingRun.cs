@@ -36,6 +36,7 @@ public sealed class TrainingRun
     /// <summary>Prepares a run; <paramref name="options"/> must have been validated.</summary>
     public TrainingRun(TrainingOptions options, ModelSpec spec, FashionMnist data)
     {
+        spec.RequireFits(data);
         _options = options;
         _data = data;
         Model = new Sequential(spec);

@@ -36,7 +36,14 @@ public sealed class GradientCheckTests(ITestOutputHelper output)
         "batchnorm1d",
         "globalavgpool2d",
         "residual identity",
-        "residual projection");
+        "residual projection",
+        "reshape",
+        "rnn last",
+        "rnn sequence",
+        "lstm last",
+        "lstm sequence",
+        "gru last",
+        "gru sequence");
 
     private static GradientChecker Create(string name, int seed = 1) => name switch
     {
@@ -64,6 +71,15 @@ public sealed class GradientCheckTests(ITestOutputHelper output)
         "globalavgpool2d" => new(new GlobalAvgPool2D(), 2, [3, 2, 2], GradientChecker.SmoothInput, seed),
         "residual identity" => AwayFromKinks(new(new ResidualBlock(2), 2, [2, 4, 4], GradientChecker.SmoothInput, seed)),
         "residual projection" => AwayFromKinks(new(new ResidualBlock(3, stride: 2), 2, [2, 9, 9], GradientChecker.SmoothInput, seed)),
+        "reshape" => new(new Reshape([4, 6]), 2, [2, 3, 4], GradientChecker.SmoothInput, seed),
+        // Five steps of three features into four units: long enough that an error in the
+        // recurrence (a wrong step, a missing dh from the future) shows in every gradient.
+        "rnn last" => new(new Rnn(4), 3, [5, 3], GradientChecker.SmoothInput, seed),
+        "rnn sequence" => new(new Rnn(4, RecurrentOutput.Sequence), 3, [5, 3], GradientChecker.SmoothInput, seed),
+        "lstm last" => new(new Lstm(4), 3, [5, 3], GradientChecker.SmoothInput, seed),
+        "lstm sequence" => new(new Lstm(4, RecurrentOutput.Sequence), 3, [5, 3], GradientChecker.SmoothInput, seed),
+        "gru last" => new(new Gru(4), 3, [5, 3], GradientChecker.SmoothInput, seed),
+        "gru sequence" => new(new Gru(4, RecurrentOutput.Sequence), 3, [5, 3], GradientChecker.SmoothInput, seed),
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, "no such case"),
     };
 

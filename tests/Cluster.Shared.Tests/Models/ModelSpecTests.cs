@@ -36,6 +36,45 @@ public sealed class ModelSpecTests
     }
 
     [Fact]
+    public void Lstm_and_gru_presets_read_rows_as_steps_with_pytorch_names()
+    {
+        var lstm = new Sequential(ModelPresets.Resolve("lstm"));
+        var gru = new Sequential(ModelPresets.Resolve("gru"));
+
+        // LSTM: 4·128·(28 + 128) weights + 2·4·128 biases; GRU: 3 gate blocks; dense 128·10 + 10.
+        Assert.Equal((4 * 128 * (28 + 128)) + (2 * 4 * 128) + 1290, lstm.ParameterCount);
+        Assert.Equal(82_186, lstm.ParameterCount);
+        Assert.Equal(61_962, gru.ParameterCount);
+        Assert.Equal(["1.weight_ih_l0", "1.weight_hh_l0", "1.bias_ih_l0", "1.bias_hh_l0", "2.weight", "2.bias"], lstm.NamedParameters.Select(p => p.Name));
+        Assert.Equal("[512, 28]", Tensor.ShapeText(lstm.NamedParameters[0].Shape));
+        Assert.Equal("[384, 128]", Tensor.ShapeText(gru.NamedParameters[1].Shape));
+    }
+
+    [Fact]
+    public void Recurrent_weights_start_uniform_in_plus_minus_one_over_sqrt_hidden()
+    {
+        var model = new Sequential(ModelPresets.Resolve("lstm"));
+        model.Initialize(3);
+
+        var weights = model.NamedParameters[1];
+        var values = model.Parameters.AsSpan(weights.Offset, weights.Length).ToArray();
+        float bound = 1f / MathF.Sqrt(128);
+        Assert.All(values, v => Assert.InRange(v, -bound, bound));
+        // Uniform on [-a, a] has standard deviation a/√3.
+        Assert.InRange(Statistics(values).Std / (bound / Math.Sqrt(3)), 0.97, 1.03);
+    }
+
+    [Fact]
+    public void Stacked_recurrent_layers_pass_every_step_on()
+    {
+        var model = new Sequential(ModelSpec.Parse("input 6 5\nlstm 8 return=sequence\ngru 4 return=sequence\nrnn 3\ndense 2"));
+
+        Assert.Equal([6, 8], model.Layers[0].OutputShape);
+        Assert.Equal([6, 4], model.Layers[1].OutputShape);
+        Assert.Equal([3], model.Layers[2].OutputShape);
+    }
+
+    [Fact]
     public void The_same_seed_gives_the_same_parameters_and_another_seed_different_ones()
     {
         var spec = ModelPresets.Resolve("lenet");
@@ -97,6 +136,11 @@ public sealed class ModelSpecTests
         avgpool2d 3 stride=1 pad=1
         maxpool2d 2 stride=1
         sigmoid; tanh; dropout 0.25
+        reshape 8 20
+        lstm 6 return=sequence
+        gru 5 return=sequence
+        rnn 4 return=last
+        reshape 2 2
         flatten
         dense 7 init=xavier
         relu
@@ -143,6 +187,12 @@ public sealed class ModelSpecTests
     [InlineData("input 1 0 8\nflatten", "'input 1 0 8'")]
     [InlineData("input 1 8 8", "no layers")]
     [InlineData("input 1 8 8\nflatten\nloss hinge", "'hinge'")]
+    [InlineData("input 1 8 8\nlstm 16", "reshape 8 8")]
+    [InlineData("input 64\ngru 16", "[64]")]
+    [InlineData("input 8 8\nlstm 0", "0")]
+    [InlineData("input 8 8\nrnn 4 return=first", "'first'")]
+    [InlineData("input 1 8 8\nreshape 28 28", "[1, 8, 8]")]
+    [InlineData("input 1 8 8\nreshape 8 -8", "[8, -8]")]
     public void Bad_specs_are_rejected_with_a_message_naming_the_bad_token(string text, string named)
     {
         var error = Assert.Throws<ModelSpecException>(() => ModelSpec.Parse(text));
@@ -161,7 +211,7 @@ public sealed class ModelSpecTests
         {
             Assert.Contains(name, error.Message, StringComparison.Ordinal);
         }
-        Assert.Equal(["lenet", "mlp", "resnet"], ModelPresets.Names.Order(StringComparer.Ordinal));
+        Assert.Equal(["gru", "lenet", "lstm", "mlp", "resnet"], ModelPresets.Names.Order(StringComparer.Ordinal));
     }
 
     private static (double Mean, double Std) Statistics(float[] values)

@@ -1,9 +1,9 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
 
-namespace Cluster.Tests.Data;
+namespace Cluster.Tests;
 
-/// <summary>Builds IDX files byte by byte, so that the reader is tested against the format, not against itself.</summary>
+/// <summary>Builds IDX files byte by byte, so that the reader is tested against the format, not against itself. Shared by every test project.</summary>
 internal static class IdxFiles
 {
     /// <summary>The bytes of an IDX file: 00 00 type rank, big-endian sizes, then <paramref name="data"/>.</summary>
