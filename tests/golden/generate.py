@@ -238,6 +238,7 @@ def recurrent_cases():
         layer_case("lstm_stacked", "input 6 3; lstm 5 return=sequence; lstm 4", [lstm(3, 5, True), lstm(5, 4, False)], 3, 807),
         layer_case("gru_stacked", "input 6 3; gru 5 return=sequence; gru 4 return=sequence", [gru(3, 5, True), gru(5, 4, True)], 3, 808),
         layer_case("lstm_dense", "input 4 2; lstm 6; dense 3", [lstm(2, 6, False), nn.Linear(6, 3)], 2, 809),
+        layer_case("reshape_gru_rows", "input 1 4 6; reshape 4 6; gru 5", [nn.Flatten(1, 2), gru(6, 5, False)], 2, 810),
     ]
 
 
