@@ -128,6 +128,16 @@ public static class ShapeProfile
             ("fc1 fwd", false, true, 64, 128, 1600),
             ("fc1 dW", true, false, 128, 1600, 64),
             ("fc1 dx", false, false, 64, 1600, 128),
+            ("lstm x·Wihᵀ", false, true, 1792, 512, 28),
+            ("lstm h·Whhᵀ", false, true, 64, 512, 128),
+            ("lstm dg·Whh", false, false, 64, 128, 512),
+            ("lstm dWih", true, false, 512, 28, 1792),
+            ("lstm dWhh", true, false, 512, 128, 1792),
+            ("lstm dx", false, false, 1792, 28, 512),
+            ("x TF k256", true, false, 512, 128, 256),
+            ("x FF k1792", false, false, 512, 128, 1792),
+            ("x TF k1792 lda", true, false, 512, 128, 1792),
+            ("x TF m480", true, false, 480, 128, 1792),
         ];
         foreach (var s in shapes)
         {

@@ -20,6 +20,8 @@ public sealed class BadInputTests
     [InlineData("--clip-norm", "0", "--clip-norm 0")]
     [InlineData("--patience", "0", "--patience 0")]
     [InlineData("--validation", "1.5", "--validation 1.5")]
+    [InlineData("--augment", "rotate", "rotate")]
+    [InlineData("--augment", "shift:28", "shift:28")]
     public void TrainRejectsBadValueInOneLine(string flag, string value, string named)
     {
         using var scratch = new ScratchDirectory();

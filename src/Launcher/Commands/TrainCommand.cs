@@ -18,7 +18,8 @@ internal static class TrainCommand
         var validation = new Option<double?>("--validation") { Description = "fraction of the training data held out for validation (default 0.1 with --patience)" };
         var patience = new Option<int?>("--patience") { Description = "early stopping: stop after this many epochs without a better validation accuracy, keeping the best weights" };
         var target = new Option<double?>("--target-accuracy") { Description = "stop after the first epoch whose test accuracy reaches this fraction, e.g. 0.9" };
-        var command = new Command("train", "train a model on Fashion-MNIST in this process") { save, target, schedule, clip, validation, patience };
+        var augment = new Option<string?>("--augment") { Description = "augment training images: " + Augmentation.Syntax + "; off by default" };
+        var command = new Command("train", "train a model on Fashion-MNIST in this process") { save, target, schedule, clip, validation, patience, augment };
         flags.AddTo(command);
         command.SetAction((parse, cancel) =>
         {
@@ -27,6 +28,7 @@ internal static class TrainCommand
                 Save = parse.GetValue(save),
                 TargetAccuracy = parse.GetValue(target),
                 Schedule = parse.GetValue(schedule)!,
+                Augment = parse.GetValue(augment),
                 ClipNorm = parse.GetValue(clip),
                 ValidationFraction = parse.GetValue(validation),
                 Patience = parse.GetValue(patience),
@@ -42,7 +44,7 @@ internal static class TrainCommand
         var data = FashionMnist.Load(options.Data);
         var run = new TrainingRun(options, spec, data);
         output.WriteLine($"cluster train: model {spec.Name ?? options.Model} ({run.Model.ParameterCount:N0} parameters), data {data.Source}");
-        output.WriteLine($"optimizer {options.Optimizer} lr {options.EffectiveLearningRate.ToString(CultureInfo.InvariantCulture)} ({options.Schedule}), batch {options.Batch}, {options.Epochs} epoch(s), {options.Threads} thread(s), seed {options.Seed}");
+        output.WriteLine($"optimizer {options.Optimizer} lr {options.EffectiveLearningRate.ToString(CultureInfo.InvariantCulture)} ({options.Schedule}), batch {options.Batch}{(options.Augment is null ? "" : $", augment {options.Augment}")}, {options.Epochs} epoch(s), {options.Threads} thread(s), seed {options.Seed}");
         var results = ProgressView.Show(output, observer => run.Run(observer, cancel));
         if (cancel.IsCancellationRequested)
         {

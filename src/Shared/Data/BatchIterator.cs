@@ -13,6 +13,9 @@ public sealed class BatchIterator
     /// <summary>The base of the <see cref="SeededRandom.Derive"/> stream tags of the epoch orders ("EPOCH").</summary>
     private const ulong EpochStreamBase = 0x4550_4F43_4800_0000UL;
 
+    /// <summary>The base of the stream tags of the augmentation draws ("AUGMENT").</summary>
+    private const ulong AugmentStreamBase = 0x4155_474D_0000_0000UL;
+
     private readonly Dataset _data;
     private readonly int _batchSize;
     private readonly ulong _seed;
@@ -22,6 +25,7 @@ public sealed class BatchIterator
     private readonly int[] _order;
     private int _position;
     private bool _started;
+    private SeededRandom? _augmentRandom;
 
     /// <summary>Prepares batches over shard <paramref name="shardIndex"/> of <paramref name="shardCount"/> of <paramref name="data"/>.</summary>
     /// <param name="data">The samples to deal out.</param>
@@ -52,6 +56,9 @@ public sealed class BatchIterator
         BatchesPerEpoch = (int)(((long)_shardSamples.Length + batchSize - 1) / batchSize);
     }
 
+    /// <summary>Random changes applied to each batch's images (training data only), or null for none.</summary>
+    public Augmentation? Augmentation { get; init; }
+
     /// <summary>The number of samples in this iterator's shard.</summary>
     public int SampleCount => _shardSamples.Length;
 
@@ -73,14 +80,18 @@ public sealed class BatchIterator
             ulong stream = EpochStreamBase + ((ulong)(uint)_shardIndex << 32) + (uint)epoch;
             SeededRandom.Derive(_seed, stream).Shuffle(_order.AsSpan());
         }
+        if (Augmentation is not null)
+        {
+            _augmentRandom = SeededRandom.Derive(_seed, AugmentStreamBase + ((ulong)(uint)_shardIndex << 24) + (uint)epoch);
+        }
         _position = 0;
         _started = true;
     }
 
     /// <summary>
     /// Copies the next batch of the epoch into the caller's buffers: its images, sample after sample,
-    /// into <paramref name="images"/> and its labels into <paramref name="labels"/>; entries past the
-    /// returned count are left as they were.
+    /// into <paramref name="images"/> (changed by <see cref="Augmentation"/> when set) and its labels
+    /// into <paramref name="labels"/>; entries past the returned count are left as they were.
     /// </summary>
     /// <param name="images">At least batchSize x SampleSize floats.</param>
     /// <param name="labels">At least batchSize ints.</param>
@@ -116,6 +127,7 @@ public sealed class BatchIterator
             labels[i] = sourceLabels[sample];
         }
         _position += count;
+        Augmentation?.Apply(images, count, _augmentRandom!);
         return count;
     }
 }

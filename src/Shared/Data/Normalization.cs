@@ -7,4 +7,8 @@ namespace Cluster.Data;
 /// </summary>
 /// <param name="Mean">The mean pixel value, in [0, 1].</param>
 /// <param name="StdDev">The population standard deviation of the pixel values; positive.</param>
-public readonly record struct Normalization(float Mean, float StdDev);
+public readonly record struct Normalization(float Mean, float StdDev)
+{
+    /// <summary>A black pixel after normalisation: what padding around an image shows.</summary>
+    public float Background => -Mean / StdDev;
+}

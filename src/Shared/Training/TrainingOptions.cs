@@ -1,3 +1,4 @@
+using Cluster.Data;
 using Cluster.Models;
 using Cluster.Optim;
 
@@ -51,6 +52,9 @@ public sealed record TrainingOptions
     /// <summary>Learning-rate schedule over epochs (see <see cref="LearningRateSchedule.Syntax"/>). Default constant.</summary>
     public string Schedule { get; init; } = "constant";
 
+    /// <summary>Training-image augmentation (see <see cref="Augmentation.Syntax"/>), or null for none (the default).</summary>
+    public string? Augment { get; init; }
+
     /// <summary>Clip the gradient to this global L2 norm before each update, or null for no clipping.</summary>
     public float? ClipNorm { get; init; }
 
@@ -102,6 +106,7 @@ public sealed record TrainingOptions
             throw new InvalidOptionException($"--clip-norm {clip} is not allowed: use a number greater than 0");
         }
         _ = ParseSchedule();
+        _ = ParseAugmentation(1, 28, 28, 0f);
         if (ValidationFraction is double v && !(v > 0 && v < 1))
         {
             throw new InvalidOptionException($"--validation {v} is not allowed: use a fraction in (0, 1), e.g. 0.1");
@@ -126,6 +131,19 @@ public sealed record TrainingOptions
         {
             string message = e.ParamName is null ? e.Message : e.Message.Replace($" (Parameter '{e.ParamName}')", "", StringComparison.Ordinal);
             throw new InvalidOptionException($"--schedule: {message}");
+        }
+    }
+
+    /// <summary>The augmentation named by <see cref="Augment"/> for images of this shape, or null; throws <see cref="InvalidOptionException"/> for a bad one.</summary>
+    public Augmentation? ParseAugmentation(int channels, int height, int width, float background)
+    {
+        try
+        {
+            return Augment is null ? null : Augmentation.Parse(Augment, channels, height, width, background);
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidOptionException($"--augment: {e.Message}");
         }
     }
 

@@ -70,7 +70,10 @@ public sealed class TrainingRun
         {
             (train, validation) = train.SplitValidation(fraction, _options.Seed);
         }
-        var batches = new BatchIterator(train, _options.Batch, _options.Seed);
+        var batches = new BatchIterator(train, _options.Batch, _options.Seed)
+        {
+            Augmentation = _options.ParseAugmentation(train.Channels, train.Height, train.Width, _data.Normalization.Background),
+        };
         var best = new BestSnapshot(Model);
         var results = new List<EpochResult>();
         using var metrics = _options.Metrics is null ? null : new StreamWriter(_options.Metrics, append: false);
