@@ -1,5 +1,3 @@
-using Cluster.Tensors;
-
 namespace Cluster.Layers;
 
 /// <summary>
@@ -29,17 +27,17 @@ public sealed class Gru(int hidden, RecurrentOutput output = RecurrentOutput.Las
     }
 
     /// <inheritdoc/>
-    protected override void ForwardStep(int t, int batch)
+    protected override void ForwardStep(int t, int batch, int first, int end)
     {
         int h = Hidden, width = GateWidth;
         var gates = GateBlock(GateValues, t, batch);
         var projection = _hiddenProjection.AsSpan(0, batch * width);
-        Gemm.Multiply(false, true, batch, width, h, State(t, batch), h, Weights[1].Span, h, projection, width, accumulate: false, Team);
+        ProjectState(t, batch, first, end, projection, accumulate: false);
         var hiddenBias = Weights[3].Span;
         var candidates = _candidateProjections.AsSpan(t * batch * h, batch * h);
         var previous = State(t, batch);
         var next = State(t + 1, batch);
-        for (int b = 0; b < batch; b++)
+        for (int b = first; b < end; b++)
         {
             var row = gates.Slice(b * width, width);
             var hp = projection.Slice(b * width, width);
@@ -59,7 +57,7 @@ public sealed class Gru(int hidden, RecurrentOutput output = RecurrentOutput.Las
     }
 
     /// <inheritdoc/>
-    protected override void BackwardStep(int t, int batch, Span<float> stateGradient, Span<float> previousGradient)
+    protected override void BackwardStep(int t, int batch, int first, int end, Span<float> stateGradient, Span<float> previousGradient)
     {
         int h = Hidden, width = GateWidth;
         var gates = GateBlock(GateValues, t, batch);
@@ -67,7 +65,7 @@ public sealed class Gru(int hidden, RecurrentOutput output = RecurrentOutput.Las
         var hiddenGrads = GateBlock(HiddenGateGradients, t, batch);
         var candidates = _candidateProjections.AsSpan(t * batch * h, batch * h);
         var previous = State(t, batch);
-        for (int b = 0; b < batch; b++)
+        for (int b = first; b < end; b++)
         {
             var row = gates.Slice(b * width, width);
             var dx = inputGrads.Slice(b * width, width);

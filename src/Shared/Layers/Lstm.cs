@@ -1,5 +1,3 @@
-using Cluster.Tensors;
-
 namespace Cluster.Layers;
 
 /// <summary>
@@ -37,15 +35,15 @@ public sealed class Lstm(int hidden, RecurrentOutput output = RecurrentOutput.La
     protected override void BeginBackward(int batch) => _cellGradient.AsSpan(0, batch * Hidden).Clear();
 
     /// <inheritdoc/>
-    protected override void ForwardStep(int t, int batch)
+    protected override void ForwardStep(int t, int batch, int first, int end)
     {
         int h = Hidden, width = GateWidth;
         var gates = GateBlock(GateValues, t, batch);
-        Gemm.Multiply(false, true, batch, width, h, State(t, batch), h, Weights[1].Span, h, gates, width, accumulate: true, Team);
+        ProjectState(t, batch, first, end, gates, accumulate: true);
         var cells = _cells.AsSpan(t * batch * h, 2 * batch * h);
         var cellTanh = _cellTanh.AsSpan(t * batch * h, batch * h);
         var next = State(t + 1, batch);
-        for (int b = 0; b < batch; b++)
+        for (int b = first; b < end; b++)
         {
             var row = gates.Slice(b * width, width);
             TensorPrimitives.Sigmoid(row[..(2 * h)], row[..(2 * h)]);
@@ -66,7 +64,7 @@ public sealed class Lstm(int hidden, RecurrentOutput output = RecurrentOutput.La
     }
 
     /// <inheritdoc/>
-    protected override void BackwardStep(int t, int batch, Span<float> stateGradient, Span<float> previousGradient)
+    protected override void BackwardStep(int t, int batch, int first, int end, Span<float> stateGradient, Span<float> previousGradient)
     {
         int h = Hidden, width = GateWidth;
         var gates = GateBlock(GateValues, t, batch);
@@ -74,7 +72,7 @@ public sealed class Lstm(int hidden, RecurrentOutput output = RecurrentOutput.La
         var previousCells = _cells.AsSpan(t * batch * h, batch * h);
         var cellTanh = _cellTanh.AsSpan(t * batch * h, batch * h);
         var cellGrad = _cellGradient.AsSpan(0, batch * h);
-        for (int b = 0; b < batch; b++)
+        for (int b = first; b < end; b++)
         {
             var row = gates.Slice(b * width, width);
             var gradRow = grads.Slice(b * width, width);
@@ -101,6 +99,6 @@ public sealed class Lstm(int hidden, RecurrentOutput output = RecurrentOutput.La
                 dc[j] = cellGradient * forget;
             }
         }
-        previousGradient.Clear();
+        previousGradient.Slice(first * h, (end - first) * h).Clear();
     }
 }

@@ -27,7 +27,9 @@ public enum RecurrentOutput
 /// per sample: the input is turned time-major once, its projection onto every gate for every step
 /// is a single [T·B, I]×[I, G·H] product before the loop, and after the backward loop the weight
 /// gradients are single products over all T·B rows. Only the recurrence itself — one [B, H]×[H, G·H]
-/// product per step and the gate arithmetic — runs step by step.
+/// product per step and the gate arithmetic — runs step by step. With several threads, each runs
+/// the whole recurrence for its own slice of the batch (the samples are independent), so the
+/// threads meet twice per pass instead of at every step.
 /// </remarks>
 public abstract class RecurrentLayer : Layer
 {
@@ -102,6 +104,10 @@ public abstract class RecurrentLayer : Layer
     private float[] _stateGradient = [];
     private float[] _previousStateGradient = [];
     private float[] _timeMajorInputGradient = [];
+    private Action<int, int>? _forwardRange;
+    private Action<int, int>? _backwardRange;
+    private int _batch;
+    private float[] _outputGradient = [];
 
     /// <inheritdoc/>
     public override void Allocate(int maxBatch)
@@ -144,10 +150,8 @@ public abstract class RecurrentLayer : Layer
         }
         States.AsSpan(0, batch * hidden).Clear();
         BeginSequence(batch);
-        for (int t = 0; t < steps; t++)
-        {
-            ForwardStep(t, batch);
-        }
+        _batch = batch;
+        Team.For(batch, _forwardRange ??= ForwardRange);
         var output = y.Span;
         if (Output == RecurrentOutput.Last)
         {
@@ -159,55 +163,36 @@ public abstract class RecurrentLayer : Layer
         }
     }
 
+    private void ForwardRange(int first, int end)
+    {
+        for (int t = 0; t < Steps; t++)
+        {
+            ForwardStep(t, _batch, first, end);
+        }
+    }
+
     /// <summary>Resets the cell's own state before step 0 (LSTM's cell state).</summary>
     protected virtual void BeginSequence(int batch)
     {
     }
 
     /// <summary>
-    /// Step <paramref name="t"/>: <see cref="GateValues"/> block t holds the input projection; the
-    /// step adds the hidden projection of state t, activates, and writes state t + 1.
+    /// Step <paramref name="t"/> for samples [<paramref name="first"/>, <paramref name="end"/>):
+    /// <see cref="GateValues"/> block t holds the input projection; the step adds the hidden
+    /// projection of state t, activates, and writes state t + 1.
     /// </summary>
-    protected abstract void ForwardStep(int t, int batch);
+    protected abstract void ForwardStep(int t, int batch, int first, int end);
 
     /// <inheritdoc/>
     public override void Backward(Tensor x, Tensor y, Tensor dy, Tensor? dx)
     {
         int batch = x.BatchSize, steps = Steps, features = Features, hidden = Hidden, width = GateWidth;
-        var stateGrad = _stateGradient.AsSpan(0, batch * hidden);
-        var previous = _previousStateGradient.AsSpan(0, batch * hidden);
-        var gradOut = dy.Span;
-        stateGrad.Clear();
+        _stateGradient.AsSpan(0, batch * hidden).Clear();
         BeginBackward(batch);
-        var recurrent = Weights[1].Span;
-        for (int t = steps - 1; t >= 0; t--)
-        {
-            if (Output == RecurrentOutput.Last)
-            {
-                if (t == steps - 1)
-                {
-                    gradOut.CopyTo(stateGrad);
-                }
-            }
-            else
-            {
-                for (int b = 0; b < batch; b++)
-                {
-                    var row = stateGrad.Slice(b * hidden, hidden);
-                    TensorPrimitives.Add(row, gradOut.Slice((b * steps + t) * hidden, hidden), row);
-                }
-            }
-            // The cell writes its gate gradients for step t and the part of dL/dh_t that does not
-            // pass through the recurrent weights; the product with W_hh adds the rest.
-            BackwardStep(t, batch, stateGrad, previous);
-            if (t > 0)
-            {
-                Gemm.Multiply(false, false, batch, hidden, width, HiddenGateGradients.AsSpan(t * batch * width, batch * width), width, recurrent, hidden, previous, hidden, accumulate: true, Team);
-            }
-            var swap = stateGrad;
-            stateGrad = previous;
-            previous = swap;
-        }
+        _batch = batch;
+        _outputGradient = dy.Data;
+        _outputOffset = dy.Offset;
+        Team.For(batch, _backwardRange ??= BackwardRange);
         int rows = steps * batch;
         var inputGates = InputGateGradients.AsSpan(0, rows * width);
         var hiddenGates = HiddenGateGradients.AsSpan(0, rows * width);
@@ -227,21 +212,71 @@ public abstract class RecurrentLayer : Layer
         }
     }
 
+    private int _outputOffset;
+
+    private void BackwardRange(int first, int end)
+    {
+        int batch = _batch, steps = Steps, hidden = Hidden, width = GateWidth;
+        var recurrent = Weights[1].Span;
+        var gradOut = _outputGradient.AsSpan(_outputOffset);
+        // dL/dh_{t+1} and dL/dh_t trade places every step; rows outside [first, end) belong to other threads.
+        var stateGrad = _stateGradient.AsSpan(0, batch * hidden);
+        var previous = _previousStateGradient.AsSpan(0, batch * hidden);
+        int rows = end - first;
+        for (int t = steps - 1; t >= 0; t--)
+        {
+            for (int b = first; b < end; b++)
+            {
+                var row = stateGrad.Slice(b * hidden, hidden);
+                if (Output == RecurrentOutput.Sequence)
+                {
+                    TensorPrimitives.Add(row, gradOut.Slice(((b * steps) + t) * hidden, hidden), row);
+                }
+                else if (t == steps - 1)
+                {
+                    gradOut.Slice(b * hidden, hidden).CopyTo(row);
+                }
+            }
+            // The cell writes its gate gradients for step t and the part of dL/dh_t that does not
+            // pass through the recurrent weights; the product with W_hh adds the rest.
+            BackwardStep(t, batch, first, end, stateGrad, previous);
+            if (t > 0)
+            {
+                Gemm.Multiply(false, false, rows, hidden, width, HiddenGateGradients.AsSpan(((t * batch) + first) * width, rows * width), width, recurrent, hidden, previous.Slice(first * hidden, rows * hidden), hidden, accumulate: true, Team);
+            }
+            var swap = stateGrad;
+            stateGrad = previous;
+            previous = swap;
+        }
+    }
+
     /// <summary>Resets the cell's own backward state before the last step (LSTM's cell-state gradient).</summary>
     protected virtual void BeginBackward(int batch)
     {
     }
 
     /// <summary>
-    /// Step <paramref name="t"/> backwards: from <paramref name="stateGradient"/> = dL/dh_{t+1}
-    /// (every path), writes block t of <see cref="InputGateGradients"/> and
-    /// <see cref="HiddenGateGradients"/>, and overwrites <paramref name="previousGradient"/> with
-    /// the direct part of dL/dh_t (the part not through W_hh; zero for RNN and LSTM).
+    /// Step <paramref name="t"/> backwards for samples [<paramref name="first"/>, <paramref name="end"/>):
+    /// from <paramref name="stateGradient"/> = dL/dh_{t+1} (every path; [B, H]), writes block t of
+    /// <see cref="InputGateGradients"/> and <see cref="HiddenGateGradients"/>, and overwrites
+    /// <paramref name="previousGradient"/> with the direct part of dL/dh_t (the part not through
+    /// W_hh; zero for RNN and LSTM).
     /// </summary>
-    protected abstract void BackwardStep(int t, int batch, Span<float> stateGradient, Span<float> previousGradient);
+    protected abstract void BackwardStep(int t, int batch, int first, int end, Span<float> stateGradient, Span<float> previousGradient);
 
     /// <summary>Hidden state t (t = 0 is the initial state) of every sample, [B, H].</summary>
     protected Span<float> State(int t, int batch) => States.AsSpan(t * batch * Hidden, batch * Hidden);
+
+    /// <summary>
+    /// gates[first..end) += h_t[first..end) · W_hhᵀ, or = when not <paramref name="accumulate"/>:
+    /// the recurrent projection of step <paramref name="t"/> for one slice of the batch, where
+    /// <paramref name="gates"/> is a [B, G·H] block.
+    /// </summary>
+    protected void ProjectState(int t, int batch, int first, int end, Span<float> gates, bool accumulate)
+    {
+        int rows = end - first, h = Hidden, width = GateWidth;
+        Gemm.Multiply(false, true, rows, width, h, States.AsSpan(((t * batch) + first) * h, rows * h), h, Weights[1].Span, h, gates.Slice(first * width, rows * width), width, accumulate, Team);
+    }
 
     /// <summary>Block t of an array laid out [T, B, G·H].</summary>
     protected Span<float> GateBlock(float[] array, int t, int batch) => array.AsSpan(t * batch * GateWidth, batch * GateWidth);

@@ -1,5 +1,3 @@
-using Cluster.Tensors;
-
 namespace Cluster.Layers;
 
 /// <summary>
@@ -23,22 +21,25 @@ public sealed class Rnn(int hidden, RecurrentOutput output = RecurrentOutput.Las
     }
 
     /// <inheritdoc/>
-    protected override void ForwardStep(int t, int batch)
+    protected override void ForwardStep(int t, int batch, int first, int end)
     {
         var pre = GateBlock(GateValues, t, batch);
-        Gemm.Multiply(false, true, batch, Hidden, Hidden, State(t, batch), Hidden, Weights[1].Span, Hidden, pre, Hidden, accumulate: true, Team);
-        TensorPrimitives.Tanh(pre, State(t + 1, batch));
+        ProjectState(t, batch, first, end, pre, accumulate: true);
+        int h = Hidden;
+        TensorPrimitives.Tanh(pre.Slice(first * h, (end - first) * h), State(t + 1, batch).Slice(first * h, (end - first) * h));
     }
 
     /// <inheritdoc/>
-    protected override void BackwardStep(int t, int batch, Span<float> stateGradient, Span<float> previousGradient)
+    protected override void BackwardStep(int t, int batch, int first, int end, Span<float> stateGradient, Span<float> previousGradient)
     {
-        var h = State(t + 1, batch);
-        var da = GateBlock(InputGateGradients, t, batch);
+        int from = first * Hidden, length = (end - first) * Hidden;
+        var h = State(t + 1, batch).Slice(from, length);
+        var da = GateBlock(InputGateGradients, t, batch).Slice(from, length);
+        var dh = stateGradient.Slice(from, length);
         for (int i = 0; i < da.Length; i++)
         {
-            da[i] = stateGradient[i] * (1f - h[i] * h[i]);
+            da[i] = dh[i] * (1f - (h[i] * h[i]));
         }
-        previousGradient.Clear();
+        previousGradient.Slice(from, length).Clear();
     }
 }
