@@ -26,6 +26,11 @@ if (args.Length > 1 && args[0] == "quick" && args[1] == "rtt")
     await StepLatencyBenchmark.RunAsync(args.Length > 2 ? args[2] : "lenet", args.Length > 3 ? int.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture) : 256 * 1024);
     return;
 }
+if (args.Length > 1 && args[0] == "quick" && args[1] == "step")
+{
+    QuickBench.Step(args.Length > 2 ? args[2] : "lenet", args.Length > 3 ? int.Parse(args[3]) : 1);
+    return;
+}
 if (args.Length > 0 && args[0] == "quick")
 {
     QuickBench.Run();

@@ -24,16 +24,22 @@ public static class QuickBench
                 bench.Cleanup();
             }
         }
-        foreach (string model in new[] { "lenet", "mlp", "resnet" })
+        foreach (string model in new[] { "lenet", "mlp", "resnet", "lstm", "gru" })
         {
             foreach (int threads in new[] { 1, 2 })
             {
-                using var team = threads == 1 ? null : new ThreadTeam(threads);
-                var trainer = TrainingStepBenchmarks.CreateTrainer(model, team ?? ThreadTeam.Single);
-                double median = MedianSeconds(() => trainer.Step(TrainingStepBenchmarks.Batch), 60);
-                Console.WriteLine($"{model} step batch {TrainingStepBenchmarks.Batch} threads={threads}: median {median * 1e3:F2} ms, {TrainingStepBenchmarks.Batch / median:F0} images/s");
+                Step(model, threads);
             }
         }
+    }
+
+    /// <summary>The median training step of one preset at batch 64 (<c>quick step MODEL THREADS</c>).</summary>
+    public static void Step(string model, int threads)
+    {
+        using var team = threads == 1 ? null : new ThreadTeam(threads);
+        var trainer = TrainingStepBenchmarks.CreateTrainer(model, team ?? ThreadTeam.Single);
+        double median = MedianSeconds(() => trainer.Step(TrainingStepBenchmarks.Batch), 60);
+        Console.WriteLine($"{model} step batch {TrainingStepBenchmarks.Batch} threads={threads}: median {median * 1e3:F2} ms, {TrainingStepBenchmarks.Batch / median:F0} images/s");
     }
 
     /// <summary>One SGEMM size and thread count, many runs (<c>quick gemm SIZE THREADS</c>).</summary>

@@ -17,7 +17,7 @@ public class TrainingStepBenchmarks
     private ThreadTeam _team = ThreadTeam.Single;
 
     /// <summary>The preset trained.</summary>
-    [Params("lenet", "resnet")]
+    [Params("lenet", "resnet", "lstm", "gru")]
     public string Model { get; set; } = "lenet";
 
     /// <summary>Compute threads.</summary>
