@@ -15,6 +15,7 @@ public sealed class ParameterStore
     private readonly Stack<WeightSnapshot> _free = new();
     private readonly object _snapshotLock = new();
     private WeightSnapshot _current;
+    private float[] _clipped = [];
 
     /// <summary>Starts from <paramref name="initial"/> weights at version 0.</summary>
     public ParameterStore(ReadOnlySpan<float> initial, Optimizer optimizer)
@@ -31,6 +32,9 @@ public sealed class ParameterStore
 
     /// <summary>The latest published version (the number of updates applied).</summary>
     public long Version => Volatile.Read(ref _current).Version;
+
+    /// <summary>When set, each aggregated gradient is scaled down to this global L2 norm before the update (as <c>train --clip-norm</c>).</summary>
+    public float? ClipNorm { get; init; }
 
     /// <summary>The optimizer (its learning rate may be changed between updates).</summary>
     public Optimizer Optimizer => _optimizer;
@@ -62,6 +66,17 @@ public sealed class ParameterStore
     /// <summary>Applies one update with the optimizer and publishes version + 1.</summary>
     public void Apply(ReadOnlySpan<float> gradient)
     {
+        if (ClipNorm is float maxNorm)
+        {
+            // The rule owns the gradient buffer: clip a copy.
+            if (_clipped.Length != gradient.Length)
+            {
+                _clipped = new float[gradient.Length];
+            }
+            gradient.CopyTo(_clipped);
+            GradientClipping.ClipByGlobalNorm(_clipped, maxNorm);
+            gradient = _clipped;
+        }
         _optimizer.Step(_weights, gradient);
         WeightSnapshot next;
         lock (_snapshotLock)

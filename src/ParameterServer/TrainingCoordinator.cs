@@ -14,7 +14,9 @@ namespace Cluster.ParameterServer;
 /// The server's side of a run: the weights, the rule, membership and the record, plus the epoch
 /// clock. An epoch is over when applied updates have covered as many samples as the training set
 /// holds; the test set is then evaluated on a copy of the weights in the background, so training
-/// does not stop for it. The run ends after the last epoch or when the target accuracy is reached.
+/// does not stop for it (batch norm's running statistics are first recomputed for those weights:
+/// the workers keep theirs). The learning-rate schedule moves on at each epoch boundary. The run
+/// ends after the last epoch or when the target accuracy is reached.
 /// </summary>
 public sealed class TrainingCoordinator : IDisposable
 {
@@ -22,6 +24,9 @@ public sealed class TrainingCoordinator : IDisposable
     private readonly Sequential _evaluationModel;
     private readonly ThreadTeam _evaluationTeam;
     private readonly Dataset _test;
+    private readonly Dataset _train;
+    private readonly LearningRateSchedule _schedule;
+    private readonly float _baseRate;
     private readonly long _samplesPerEpoch;
     private readonly SemaphoreSlim _evaluating = new(1, 1);
     private readonly List<Task> _evaluations = [];
@@ -41,7 +46,13 @@ public sealed class TrainingCoordinator : IDisposable
         var model = new Sequential(spec);
         model.Initialize(options.Training.Seed);
         Layout = model.NamedParameters;
-        Store = new ParameterStore(model.Parameters, Optimizer.Create(options.Training.OptimizerOptions, model.NamedParameters));
+        Store = new ParameterStore(model.Parameters, Optimizer.Create(options.Training.OptimizerOptions, model.NamedParameters))
+        {
+            ClipNorm = options.Training.ClipNorm,
+        };
+        _schedule = options.Training.ParseSchedule();
+        _baseRate = Store.Optimizer.LearningRate;
+        Store.Optimizer.LearningRate = _schedule.RateAt(0, _baseRate);
         Pool = new GradientPool(Store.Size);
         Recorder = new RunRecorder();
         Membership = new Membership(options.ExpectedWorkers);
@@ -51,6 +62,7 @@ public sealed class TrainingCoordinator : IDisposable
         _evaluationTeam = new ThreadTeam(options.EvaluationThreads);
         _evaluationModel.Team = _evaluationTeam;
         _test = data.Test;
+        _train = data.Train;
         TrainCount = data.Train.Count;
         _samplesPerEpoch = data.Train.Count;
     }
@@ -103,6 +115,7 @@ public sealed class TrainingCoordinator : IDisposable
         if (samples >= (_epochsDone + 1) * _samplesPerEpoch)
         {
             _epochsDone++;
+            Store.Optimizer.LearningRate = _schedule.RateAt(_epochsDone, _baseRate);
             var weights = new float[Store.Size];
             Store.CopyWeights(weights);
             var epoch = new EpochStatus
@@ -134,6 +147,7 @@ public sealed class TrainingCoordinator : IDisposable
         try
         {
             weights.CopyTo(_evaluationModel.Parameters, 0);
+            RunningStatistics.Recalibrate(_evaluationModel, _train, Options.Training.Seed + (ulong)epoch.Epoch);
             var result = Trainer.Evaluate(_evaluationModel, _test);
             epoch.TestLoss = result.Loss;
             epoch.TestAccuracy = result.Accuracy;

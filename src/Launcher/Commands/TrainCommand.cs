@@ -13,13 +13,11 @@ internal static class TrainCommand
     {
         var flags = new TrainingFlags();
         var save = new Option<string?>("--save") { Description = "write a safetensors checkpoint here at the end" };
-        var schedule = new Option<string>("--schedule") { Description = "learning-rate schedule: " + Optim.LearningRateSchedule.Syntax, DefaultValueFactory = _ => "constant" };
-        var clip = new Option<float?>("--clip-norm") { Description = "clip the gradient to this global L2 norm before each update" };
         var validation = new Option<double?>("--validation") { Description = "fraction of the training data held out for validation (default 0.1 with --patience)" };
         var patience = new Option<int?>("--patience") { Description = "early stopping: stop after this many epochs without a better validation accuracy, keeping the best weights" };
         var target = new Option<double?>("--target-accuracy") { Description = "stop after the first epoch whose test accuracy reaches this fraction, e.g. 0.9" };
         var augment = new Option<string?>("--augment") { Description = "augment training images: " + Augmentation.Syntax + "; off by default" };
-        var command = new Command("train", "train a model on Fashion-MNIST in this process") { save, target, schedule, clip, validation, patience, augment };
+        var command = new Command("train", "train a model on Fashion-MNIST in this process") { save, target, validation, patience, augment };
         flags.AddTo(command);
         command.SetAction((parse, cancel) =>
         {
@@ -27,9 +25,7 @@ internal static class TrainCommand
             {
                 Save = parse.GetValue(save),
                 TargetAccuracy = parse.GetValue(target),
-                Schedule = parse.GetValue(schedule)!,
                 Augment = parse.GetValue(augment),
-                ClipNorm = parse.GetValue(clip),
                 ValidationFraction = parse.GetValue(validation),
                 Patience = parse.GetValue(patience),
             };

@@ -17,7 +17,7 @@ internal sealed class TrainingFlags
 
     public Option<float?> LearningRate { get; } = new("--lr") { Description = "learning rate (default 0.001 for adam, 0.01 for sgd, momentum and nesterov)" };
 
-    public Option<string> Optimizer { get; } = new("--optimizer") { Description = "sgd, momentum, nesterov or adam", DefaultValueFactory = _ => Defaults.Optimizer };
+    public Option<string> Optimizer { get; } = new("--optimizer") { Description = "sgd, momentum, nesterov, adam, adamw, rmsprop or adagrad", DefaultValueFactory = _ => Defaults.Optimizer };
 
     public Option<float> WeightDecay { get; } = new("--weight-decay") { Description = "L2 weight decay on weights (not biases)", DefaultValueFactory = _ => Defaults.WeightDecay };
 
@@ -28,6 +28,10 @@ internal sealed class TrainingFlags
     public Option<string?> Data { get; } = CommonOptions.Data();
 
     public Option<string?> Metrics { get; } = new("--metrics") { Description = "write one JSON object per epoch to this file" };
+
+    public Option<string> Schedule { get; } = new("--schedule") { Description = "learning-rate schedule over epochs: " + Optim.LearningRateSchedule.Syntax, DefaultValueFactory = _ => Defaults.Schedule };
+
+    public Option<float?> ClipNorm { get; } = new("--clip-norm") { Description = "clip the (aggregated) gradient to this global L2 norm before each update" };
 
     /// <summary>Adds every flag to <paramref name="command"/> (the thread flag only when <paramref name="withThreads"/>).</summary>
     public void AddTo(Command command, bool withThreads = true)
@@ -46,6 +50,8 @@ internal sealed class TrainingFlags
         }
         command.Options.Add(Data);
         command.Options.Add(Metrics);
+        command.Options.Add(Schedule);
+        command.Options.Add(ClipNorm);
     }
 
     /// <summary>The options the parsed flags give.</summary>
@@ -61,6 +67,8 @@ internal sealed class TrainingFlags
         Threads = _hasThreads ? parse.GetValue(Threads) : Defaults.Threads,
         Data = parse.GetValue(Data),
         Metrics = parse.GetValue(Metrics),
+        Schedule = parse.GetValue(Schedule)!,
+        ClipNorm = parse.GetValue(ClipNorm),
     };
 
     /// <summary>The same settings as command-line arguments, for starting another process.</summary>
@@ -87,6 +95,13 @@ internal sealed class TrainingFlags
         {
             yield return "--data";
             yield return o.Data;
+        }
+        yield return "--schedule";
+        yield return o.Schedule;
+        if (o.ClipNorm is float clip)
+        {
+            yield return "--clip-norm";
+            yield return clip.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
         }
     }
 }
