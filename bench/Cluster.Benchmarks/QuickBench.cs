@@ -140,10 +140,8 @@ public static class ShapeProfile
             ("lstm dWih", true, false, 512, 28, 1792),
             ("lstm dWhh", true, false, 512, 128, 1792),
             ("lstm dx", false, false, 1792, 28, 512),
-            ("x TF k256", true, false, 512, 128, 256),
-            ("x FF k1792", false, false, 512, 128, 1792),
-            ("x TF k1792 lda", true, false, 512, 128, 1792),
-            ("x TF m480", true, false, 480, 128, 1792),
+            ("lstm dWihᵀ", true, false, 28, 512, 1792),
+            ("lstm dxᵀ", true, true, 28, 1792, 512),
         ];
         foreach (var s in shapes)
         {

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.Intrinsics;
 using Cluster.Models;
 using Cluster.Tensors;
 
@@ -159,12 +160,7 @@ public abstract class BatchNorm : Layer
             for (int n = 0; n < batch; n++)
             {
                 int offset = n * stride + c * s;
-                var normalized = _normalized.AsSpan(offset, s);
-                TensorPrimitives.Subtract(x.Data.AsSpan(x.Offset + offset, s), mean, normalized);
-                TensorPrimitives.Multiply(normalized, invStd, normalized);
-                var output = _y!.Data.AsSpan(_y.Offset + offset, s);
-                TensorPrimitives.Multiply(normalized, gamma[c], output);
-                TensorPrimitives.Add(output, beta[c], output);
+                Normalize(x.Data.AsSpan(x.Offset + offset, s), mean, invStd, gamma[c], beta[c], _normalized.AsSpan(offset, s), _y!.Data.AsSpan(_y.Offset + offset, s));
             }
         }
     }
@@ -202,15 +198,59 @@ public abstract class BatchNorm : Layer
                 if (_lastTraining)
                 {
                     // dx = γ·invStd·(dy − mean(dy) − x̂·mean(dy·x̂))
-                    TensorPrimitives.MultiplyAdd(_normalized.AsSpan(offset, s), (float)(-sumDyNormalized / m), g, d);
-                    TensorPrimitives.Add(d, (float)(-sumDy / m), d);
-                    TensorPrimitives.Multiply(d, scale, d);
+                    InputGradient(g, _normalized.AsSpan(offset, s), scale, (float)(-sumDy / m), (float)(-sumDyNormalized / m), d);
                 }
                 else
                 {
                     TensorPrimitives.Multiply(g, scale, d);
                 }
             }
+        }
+    }
+
+    /// <summary>x̂ = (x − mean)·invStd and y = γ·x̂ + β in one pass over the plane.</summary>
+    private static void Normalize(ReadOnlySpan<float> x, float mean, float invStd, float gamma, float beta, Span<float> normalized, Span<float> y)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var vMean = Vector256.Create(mean);
+            var vInvStd = Vector256.Create(invStd);
+            var vGamma = Vector256.Create(gamma);
+            var vBeta = Vector256.Create(beta);
+            for (; i <= x.Length - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                var n = (Vector256.Create(x.Slice(i, Vector256<float>.Count)) - vMean) * vInvStd;
+                n.CopyTo(normalized.Slice(i, Vector256<float>.Count));
+                Vector256.FusedMultiplyAdd(n, vGamma, vBeta).CopyTo(y.Slice(i, Vector256<float>.Count));
+            }
+        }
+        for (; i < x.Length; i++)
+        {
+            float n = (x[i] - mean) * invStd;
+            normalized[i] = n;
+            y[i] = MathF.FusedMultiplyAdd(n, gamma, beta);
+        }
+    }
+
+    /// <summary>dx = scale·(dy + meanTerm + x̂·correlationTerm) in one pass over the plane.</summary>
+    private static void InputGradient(ReadOnlySpan<float> dy, ReadOnlySpan<float> normalized, float scale, float meanTerm, float correlationTerm, Span<float> dx)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var vScale = Vector256.Create(scale);
+            var vMean = Vector256.Create(meanTerm);
+            var vCorrelation = Vector256.Create(correlationTerm);
+            for (; i <= dy.Length - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                var sum = Vector256.FusedMultiplyAdd(Vector256.Create(normalized.Slice(i, Vector256<float>.Count)), vCorrelation, Vector256.Create(dy.Slice(i, Vector256<float>.Count)) + vMean);
+                (sum * vScale).CopyTo(dx.Slice(i, Vector256<float>.Count));
+            }
+        }
+        for (; i < dy.Length; i++)
+        {
+            dx[i] = scale * MathF.FusedMultiplyAdd(normalized[i], correlationTerm, dy[i] + meanTerm);
         }
     }
 }

@@ -12,57 +12,82 @@ internal static unsafe class GemmPacking
     /// <summary>Packs rows [i0, i0+mc) × columns [p0, p0+kc) of op(A) into <paramref name="dst"/>.</summary>
     public static void PackA(float* a, int lda, bool transA, int i0, int mc, int p0, int kc, int mr, float* dst)
     {
+        if (transA)
+        {
+            PackTransposedA(a, lda, i0, mc, p0, kc, mr, dst);
+            return;
+        }
         for (int ir = 0; ir < mc; ir += mr)
         {
             int rows = Math.Min(mr, mc - ir);
             float* panel = dst + (long)ir * kc;
-            if (transA)
+            // op(A)(i, p) = a[i*lda + p]: each row is contiguous in p.
+            for (int r = 0; r < rows; r++)
             {
-                // op(A)(i, p) = a[p*lda + i]: each p gives MR contiguous values.
-                float* src = a + (long)p0 * lda + i0 + ir;
-                if (rows == mr && mr == 8)
+                float* s = a + (long)(i0 + ir + r) * lda + p0;
+                float* d = panel + r;
+                for (int p = 0; p < kc; p++)
                 {
-                    for (int p = 0; p < kc; p++)
-                    {
-                        Vector256.Store(Vector256.Load(src + (long)p * lda), panel + p * 8);
-                    }
+                    d[p * mr] = s[p];
                 }
-                else
+            }
+            for (int r = rows; r < mr; r++)
+            {
+                for (int p = 0; p < kc; p++)
                 {
-                    for (int p = 0; p < kc; p++)
-                    {
-                        float* s = src + (long)p * lda;
-                        float* d = panel + p * mr;
-                        int r = 0;
-                        for (; r < rows; r++)
-                        {
-                            d[r] = s[r];
-                        }
-                        for (; r < mr; r++)
-                        {
-                            d[r] = 0f;
-                        }
-                    }
+                    panel[p * mr + r] = 0f;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// op(A)(i, p) = a[p*lda + i]: row p of the block holds all <paramref name="mc"/> values
+    /// contiguously. Each row is read once, front to back, and dealt out MR values per panel.
+    /// </summary>
+    /// <remarks>
+    /// NOTE: reading panel by panel instead (MR values from each of KC rows, then the next MR)
+    /// re-reads every cache line for each panel it feeds, and with a power-of-two row stride the
+    /// KC lines of one panel fall into a few cache sets and evict each other: for a 512-wide A
+    /// (an LSTM's gate gradients) that made the packing 7× slower than the multiplication.
+    /// </remarks>
+    private static void PackTransposedA(float* a, int lda, int i0, int mc, int p0, int kc, int mr, float* dst)
+    {
+        int full = mc / mr * mr;
+        for (int p = 0; p < kc; p++)
+        {
+            float* s = a + (long)(p0 + p) * lda + i0;
+            float* d = dst + p * mr;
+            int ir = 0;
+            if (mr == 8)
+            {
+                for (; ir < full; ir += 8)
+                {
+                    Vector256.Store(Vector256.Load(s + ir), d + (long)ir * kc);
                 }
             }
             else
             {
-                // op(A)(i, p) = a[i*lda + p]: each row is contiguous in p.
-                for (int r = 0; r < rows; r++)
+                for (; ir < full; ir += mr)
                 {
-                    float* s = a + (long)(i0 + ir + r) * lda + p0;
-                    float* d = panel + r;
-                    for (int p = 0; p < kc; p++)
+                    float* panel = d + (long)ir * kc;
+                    for (int r = 0; r < mr; r++)
                     {
-                        d[p * mr] = s[p];
+                        panel[r] = s[ir + r];
                     }
                 }
-                for (int r = rows; r < mr; r++)
+            }
+            if (ir < mc)
+            {
+                float* panel = d + (long)ir * kc;
+                int r = 0;
+                for (; r < mc - ir; r++)
                 {
-                    for (int p = 0; p < kc; p++)
-                    {
-                        panel[p * mr + r] = 0f;
-                    }
+                    panel[r] = s[ir + r];
+                }
+                for (; r < mr; r++)
+                {
+                    panel[r] = 0f;
                 }
             }
         }
