@@ -48,6 +48,7 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
                 Compute = run.Options.Compute,
                 EmulatedComputeMs = run.Options.EmulatedComputeMs,
                 Threads = run.Options.WorkerThreads,
+                Augment = t.Augment ?? "",
             },
         });
     }

@@ -75,7 +75,12 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
         bool emulated = settings.Compute == "emulated";
         // The trainer's optimizer is never stepped here: the server owns the update.
         var trainer = new Trainer(model, Optimizer.Create(new OptimizerOptions { Name = "sgd" }, model.NamedParameters), settings.Batch);
-        var batches = new BatchIterator(data.Train, settings.Batch, settings.Seed, shuffle: true, join.ShardIndex, join.ShardCount);
+        var batches = new BatchIterator(data.Train, settings.Batch, settings.Seed, shuffle: true, join.ShardIndex, join.ShardCount)
+        {
+            Augmentation = string.IsNullOrEmpty(settings.Augment)
+                ? null
+                : Augmentation.Parse(settings.Augment, data.Train.Channels, data.Train.Height, data.Train.Width, data.Normalization.Background),
+        };
         var gradientBytes = FloatBytes.AsBytes(model.Gradients);
         logger.LogInformation("worker {Id}/{Count}: {Mode}, model {Params:N0} parameters, shard {Shard} of {Shards} ({Samples:N0} samples), batch {Batch}, {Threads} thread(s), compute {Compute}",
             join.WorkerId, join.WorkerCount, settings.Mode, model.ParameterCount, join.ShardIndex, join.ShardCount, batches.SampleCount, settings.Batch, threads, settings.Compute);

@@ -16,8 +16,7 @@ internal static class TrainCommand
         var validation = new Option<double?>("--validation") { Description = "fraction of the training data held out for validation (default 0.1 with --patience)" };
         var patience = new Option<int?>("--patience") { Description = "early stopping: stop after this many epochs without a better validation accuracy, keeping the best weights" };
         var target = new Option<double?>("--target-accuracy") { Description = "stop after the first epoch whose test accuracy reaches this fraction, e.g. 0.9" };
-        var augment = new Option<string?>("--augment") { Description = "augment training images: " + Augmentation.Syntax + "; off by default" };
-        var command = new Command("train", "train a model on Fashion-MNIST in this process") { save, target, validation, patience, augment };
+        var command = new Command("train", "train a model on Fashion-MNIST in this process") { save, target, validation, patience };
         flags.AddTo(command);
         command.SetAction((parse, cancel) =>
         {
@@ -25,7 +24,6 @@ internal static class TrainCommand
             {
                 Save = parse.GetValue(save),
                 TargetAccuracy = parse.GetValue(target),
-                Augment = parse.GetValue(augment),
                 ValidationFraction = parse.GetValue(validation),
                 Patience = parse.GetValue(patience),
             };

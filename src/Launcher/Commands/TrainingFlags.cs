@@ -31,6 +31,8 @@ internal sealed class TrainingFlags
 
     public Option<string> Schedule { get; } = new("--schedule") { Description = "learning-rate schedule over epochs: " + Optim.LearningRateSchedule.Syntax, DefaultValueFactory = _ => Defaults.Schedule };
 
+    public Option<string?> Augment { get; } = new("--augment") { Description = "augment training images: " + Cluster.Data.Augmentation.Syntax + "; off by default" };
+
     public Option<float?> ClipNorm { get; } = new("--clip-norm") { Description = "clip the (aggregated) gradient to this global L2 norm before each update" };
 
     /// <summary>Adds every flag to <paramref name="command"/> (the thread flag only when <paramref name="withThreads"/>).</summary>
@@ -52,6 +54,7 @@ internal sealed class TrainingFlags
         command.Options.Add(Metrics);
         command.Options.Add(Schedule);
         command.Options.Add(ClipNorm);
+        command.Options.Add(Augment);
     }
 
     /// <summary>The options the parsed flags give.</summary>
@@ -69,6 +72,7 @@ internal sealed class TrainingFlags
         Metrics = parse.GetValue(Metrics),
         Schedule = parse.GetValue(Schedule)!,
         ClipNorm = parse.GetValue(ClipNorm),
+        Augment = parse.GetValue(Augment),
     };
 
     /// <summary>The same settings as command-line arguments, for starting another process.</summary>
@@ -102,6 +106,11 @@ internal sealed class TrainingFlags
         {
             yield return "--clip-norm";
             yield return clip.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+        }
+        if (o.Augment is not null)
+        {
+            yield return "--augment";
+            yield return o.Augment;
         }
     }
 }
