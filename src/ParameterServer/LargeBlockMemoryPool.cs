@@ -32,7 +32,11 @@ internal sealed class LargeBlockMemoryPool(int blockBytes) : MemoryPool<byte>
     /// <inheritdoc/>
     public override IMemoryOwner<byte> Rent(int minBufferSize = -1)
     {
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(minBufferSize, blockBytes);
+        if (minBufferSize > blockBytes)
+        {
+            // NOTE: pipes never ask for more than MaxBufferSize; anyone else gets a one-off block.
+            return new Block(null, minBufferSize);
+        }
         return _free.TryDequeue(out var block) ? block : new Block(this, blockBytes);
     }
 
@@ -42,10 +46,10 @@ internal sealed class LargeBlockMemoryPool(int blockBytes) : MemoryPool<byte>
         _free.Clear();
     }
 
-    private sealed class Block(LargeBlockMemoryPool pool, int bytes) : IMemoryOwner<byte>
+    private sealed class Block(LargeBlockMemoryPool? pool, int bytes) : IMemoryOwner<byte>
     {
         public Memory<byte> Memory { get; } = MemoryMarshal.CreateFromPinnedArray(GC.AllocateUninitializedArray<byte>(bytes, pinned: true), 0, bytes);
 
-        public void Dispose() => pool._free.Enqueue(this);
+        public void Dispose() => pool?._free.Enqueue(this);
     }
 }
