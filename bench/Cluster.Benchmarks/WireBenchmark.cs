@@ -9,6 +9,7 @@ using Cluster.Worker;
 using Google.Protobuf;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
@@ -48,6 +49,9 @@ public sealed record WireSettings
 
     /// <summary>Kestrel runs the application's continuations on its I/O threads instead of the thread pool. Default false, Kestrel's own.</summary>
     public bool InlineScheduling { get; init; }
+
+    /// <summary>Kestrel's memory pool block (and so socket read) size, or null for Kestrel's own 4 KiB pool.</summary>
+    public int? KestrelBlockBytes { get; init; }
 
     /// <summary>The client's HTTP/2 stream window (at most 16 MiB in .NET): how much of a pull may be in flight.</summary>
     public int ClientStreamWindow { get; init; } = 16 * 1024 * 1024;
@@ -90,6 +94,9 @@ public static class WireBenchmark
         new() { Name = "response buffer unbounded", MaxResponseBufferSize = null },
         new() { Name = "no wait for data before reading", WaitForDataBeforeAllocatingBuffer = false },
         new() { Name = "inline scheduling", InlineScheduling = true },
+        new() { Name = "Kestrel blocks 64 KiB", KestrelBlockBytes = 64 * 1024 },
+        new() { Name = "Kestrel blocks 256 KiB", KestrelBlockBytes = 256 * 1024 },
+        new() { Name = "Kestrel blocks 64 KiB + inline", KestrelBlockBytes = 64 * 1024, InlineScheduling = true },
         new()
         {
             Name = "buf 1 MiB + no wait + inline",
@@ -133,12 +140,14 @@ public static class WireBenchmark
             double apply = shipped.MedianApplySeconds(rounds);
             double check = MedianCheckSeconds(rounds);
             Console.WriteLine($"{Bytes / (1024.0 * 1024):F2} MiB per transfer on 127.0.0.1, medians of {rounds} rounds");
-            Console.WriteLine($"raw TCP: {Rate(tcpTimes):F2} GiB/s with 1 MiB reads, {Rate(smallTimes):F2} GiB/s with 4 KiB reads (Kestrel's read size)");
+            Console.WriteLine($"raw TCP: {Rate(tcpTimes):F2} GiB/s with 1 MiB reads ({Median([.. tcp.Cpu]) * 1e3:F0} CPU ms), "
+                + $"{Rate(smallTimes):F2} GiB/s with 4 KiB reads (Kestrel's own read size; {Median([.. tcpSmallReads.Cpu]) * 1e3:F0} CPU ms)");
             Console.WriteLine($"inside each push, the server's own work: {check * 1e3:F1} ms copying the chunks into the gradient buffer and checking for NaN, "
                 + $"{apply * 1e3:F1} ms for the update (SGD step and snapshot copy); the shipped push without the update: {Bytes / GiB / (Median(pushes) - apply):F2} GiB/s");
             Console.WriteLine();
-            Console.WriteLine($"{"setting",-32} {"push GiB/s",10} {"× TCP",6} {"× shipped",9} {"pull GiB/s",10} {"× TCP",6} {"× shipped",9} {"TCP GiB/s",9}");
-            Console.WriteLine($"{"as shipped",-32} {Rate(pushes),10:F2} {Rate(pushes) / Rate(tcpTimes),6:P0} {1,9:F2} {Rate(pulls),10:F2} {Rate(pulls) / Rate(tcpTimes),6:P0} {1,9:F2} {Rate(tcpTimes),9:F2}");
+            Console.WriteLine($"{"setting",-32} {"push GiB/s",10} {"× TCP",6} {"× shipped",9} {"pull GiB/s",10} {"× TCP",6} {"× shipped",9} {"TCP GiB/s",9} {"push CPU ms",11} {"pull CPU ms",11}");
+            Console.WriteLine($"{"as shipped",-32} {Rate(pushes),10:F2} {Rate(pushes) / Rate(tcpTimes),6:P0} {1,9:F2} {Rate(pulls),10:F2} {Rate(pulls) / Rate(tcpTimes),6:P0} {1,9:F2} {Rate(tcpTimes),9:F2} "
+                + $"{Median([.. shipped.PushCpu]) * 1e3,11:F0} {Median([.. shipped.PullCpu]) * 1e3,11:F0}");
 
             foreach (var settings in Variants.Where(v => wanted.Any(w => v.Name.Contains(w, StringComparison.OrdinalIgnoreCase))))
             {
@@ -157,7 +166,8 @@ public static class WireBenchmark
                     pushRatios[r] = basePush / pushes[r];
                 }
                 Console.WriteLine($"{settings.Name,-32} {Rate(pushes),10:F2} {Rate(pushes) / Rate(tcpTimes),6:P0} {Median(pushRatios),9:F2} "
-                    + $"{Rate(pulls),10:F2} {Rate(pulls) / Rate(tcpTimes),6:P0} {Median(pullRatios),9:F2} {Rate(tcpTimes),9:F2}");
+                    + $"{Rate(pulls),10:F2} {Rate(pulls) / Rate(tcpTimes),6:P0} {Median(pullRatios),9:F2} {Rate(tcpTimes),9:F2} "
+                    + $"{Median([.. variant.PushCpu]) * 1e3,11:F0} {Median([.. variant.PullCpu]) * 1e3,11:F0}");
             }
         }
         finally
@@ -175,8 +185,7 @@ public static class WireBenchmark
         for (int i = 0; i < runs; i++)
         {
             long start = Stopwatch.GetTimestamp();
-            FloatBytes.CopyTo(bytes, floats);
-            if (!FloatBytes.AllFinite(floats))
+            if (!FloatBytes.CopyFinite(bytes, floats))
             {
                 throw new InvalidDataException("zeros are finite");
             }
@@ -244,26 +253,40 @@ public static class WireBenchmark
                 await PullAsync().ConfigureAwait(false);
                 await PushAsync().ConfigureAwait(false);
             }
+            PullCpu.Clear();
+            PushCpu.Clear();
         }
+
+        /// <summary>CPU seconds of this process (client and server together) for each timed pull.</summary>
+        public List<double> PullCpu { get; } = [];
+
+        /// <summary>CPU seconds of this process for each timed push.</summary>
+        public List<double> PushCpu { get; } = [];
 
         /// <summary>Seconds of one pull of the whole model.</summary>
         public async Task<double> PullAsync()
         {
+            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
             long start = Stopwatch.GetTimestamp();
             await (_shipped is not null
                 ? _shipped.PullAsync(_join.WorkerId, 0, _weights, CancellationToken.None)
                 : _copy!.PullAsync(_join.WorkerId, _weights)).ConfigureAwait(false);
-            return Stopwatch.GetElapsedTime(start).TotalSeconds;
+            double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            PullCpu.Add((Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds);
+            return seconds;
         }
 
         /// <summary>Seconds of one push of a whole gradient (zeros), the server's update included.</summary>
         public async Task<double> PushAsync()
         {
+            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
             long start = Stopwatch.GetTimestamp();
             await (_shipped is not null
                 ? _shipped.PushAsync(_join.WorkerId, _step++, 0, _gradient, _join.ChunkFloats, 0f, 1, CancellationToken.None)
                 : _copy!.PushAsync(_join.WorkerId, _step++, _gradient, _join.ChunkFloats)).ConfigureAwait(false);
-            return Stopwatch.GetElapsedTime(start).TotalSeconds;
+            double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            PushCpu.Add((Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds);
+            return seconds;
         }
 
         /// <summary>The median time of the server's update alone (optimizer step and snapshot copy), in s.</summary>
@@ -333,14 +356,20 @@ public static class WireBenchmark
         /// <summary>Seconds of one transfer.</summary>
         public double Transfer()
         {
+            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
             long start = Stopwatch.GetTimestamp();
             for (long sent = 0; sent < Bytes;)
             {
                 sent += _sender.Send(_block.AsSpan(0, (int)Math.Min(_block.Length, Bytes - sent)));
             }
             _sender.Receive(_block.AsSpan(0, 1));
-            return Stopwatch.GetElapsedTime(start).TotalSeconds;
+            double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            Cpu.Add((Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds);
+            return seconds;
         }
+
+        /// <summary>CPU seconds of this process (sender and receiver) for each transfer.</summary>
+        public List<double> Cpu { get; } = [];
 
         public void Dispose()
         {
@@ -373,11 +402,16 @@ public static class WireBenchmark
             kestrel.Limits.MaxRequestBodySize = null;
             kestrel.Limits.MinRequestBodyDataRate = null;
         });
+        if (settings.KestrelBlockBytes is int blockBytes)
+        {
+            builder.Services.AddSingleton<IMemoryPoolFactory<byte>>(new LargeBlockMemoryPoolFactory(blockBytes));
+        }
         builder.Services.AddGrpc(grpc =>
         {
             grpc.MaxReceiveMessageSize = ParameterServerHost.MaxMessageBytes(options.ChunkFloats);
             grpc.MaxSendMessageSize = ParameterServerHost.MaxMessageBytes(options.ChunkFloats);
         });
+        ParameterServerMethods.Register(builder.Services);
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(data);
         builder.Services.AddSingleton(sp => new TrainingCoordinator(options, data, sp.GetRequiredService<ILoggerFactory>().CreateLogger("cluster.server")));

@@ -7,13 +7,13 @@ using Microsoft.Extensions.Logging;
 namespace Cluster.ParameterServer;
 
 /// <summary>
-/// The gRPC face of the parameter server. It validates every request before it touches state: an
+/// The gRPC face of the parameter server (the service of protos/cluster.proto, bound by
+/// <see cref="ParameterServerMethods"/>). It validates every request before it touches state: an
 /// unknown worker, a chunk out of order or of the wrong length, NaN or Inf in a gradient, a version
 /// from the future are each refused with a precise status, logged and counted, and since the rule
 /// only ever sees complete, valid gradients the weights are never touched by a bad push.
 /// </summary>
 public sealed class ParameterServerService(TrainingCoordinator run, ILogger<ParameterServerService> logger)
-    : Wire.ParameterServer.ParameterServerBase
 {
     private TrainingCoordinator Coordinator => run;
 
@@ -21,8 +21,8 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
 
     private int ChunkCount => (run.Store.Size + ChunkFloats - 1) / ChunkFloats;
 
-    /// <inheritdoc/>
-    public override Task<JoinReply> Join(JoinRequest request, ServerCallContext context)
+    /// <summary>A worker joins: its rank, its shard, the model and the settings.</summary>
+    public Task<JoinReply> Join(JoinRequest request, ServerCallContext context)
     {
         var record = run.Membership.Join(request.WorkerName, run.Recorder.NowMs)
             ?? throw Refuse(StatusCode.ResourceExhausted, $"the cluster is full: all {run.Membership.Expected} workers have joined");
@@ -53,19 +53,20 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
         });
     }
 
-    /// <inheritdoc/>
-    public override Task Pull(PullRequest request, IServerStreamWriter<WeightChunk> responseStream, ServerCallContext context) =>
+    /// <summary>Streams the current weights as chunks, once the consistency rule allows.</summary>
+    public Task Pull(PullRequest request, IServerStreamWriter<WeightChunk> responseStream, ServerCallContext context) =>
         ServePullAsync(request, responseStream, context.CancellationToken);
 
-    /// <inheritdoc/>
-    public override async Task<PushReply> Push(IAsyncStreamReader<GradientChunk> requestStream, ServerCallContext context)
+    /// <summary>Receives one gradient as chunks, validated one by one, and hands it to the rule.</summary>
+    public async Task<PushReply> Push(IAsyncStreamReader<ReceivedGradientChunk> requestStream, ServerCallContext context)
     {
         var push = new PushAssembly(this);
         try
         {
             while (await requestStream.MoveNext(context.CancellationToken).ConfigureAwait(false))
             {
-                push.Accept(requestStream.Current);
+                using var chunk = requestStream.Current;
+                push.Accept(chunk);
             }
             return push.Submit();
         }
@@ -75,8 +76,8 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
         }
     }
 
-    /// <inheritdoc/>
-    public override async Task Exchange(IAsyncStreamReader<ExchangeRequest> requestStream, IServerStreamWriter<WeightChunk> responseStream, ServerCallContext context)
+    /// <summary>A worker's long-lived stream: pull requests answered with weight chunks, and gradients as chunks.</summary>
+    public async Task Exchange(IAsyncStreamReader<ReceivedExchangeRequest> requestStream, IServerStreamWriter<WeightChunk> responseStream, ServerCallContext context)
     {
         PushAssembly? push = null;
         try
@@ -84,14 +85,15 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
             while (await requestStream.MoveNext(context.CancellationToken).ConfigureAwait(false))
             {
                 var request = requestStream.Current;
-                switch (request.KindCase)
+                using var chunk = request.Chunk;
+                switch (request)
                 {
-                    case ExchangeRequest.KindOneofCase.Pull when push is null:
-                        await ServePullAsync(request.Pull, responseStream, context.CancellationToken).ConfigureAwait(false);
+                    case { Pull: { } pull } when push is null:
+                        await ServePullAsync(pull, responseStream, context.CancellationToken).ConfigureAwait(false);
                         break;
-                    case ExchangeRequest.KindOneofCase.Chunk:
+                    case { Chunk: { } received }:
                         push ??= new PushAssembly(this);
-                        push.Accept(request.Chunk);
+                        push.Accept(received);
                         if (push.IsComplete)
                         {
                             push.Submit();
@@ -159,14 +161,15 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
     private sealed class PushAssembly(ParameterServerService service)
     {
         private float[]? _buffer;
-        private GradientChunk? _first;
+        private ReceivedGradientChunk? _first;
         private int _received;
 
         private TrainingCoordinator Run => service.Coordinator;
 
         public bool IsComplete => _first is not null && _received == service.ChunkCount;
 
-        public void Accept(GradientChunk chunk)
+        /// <summary>Checks and copies one chunk; <paramref name="chunk"/> stays the caller's (only its header fields are kept).</summary>
+        public void Accept(ReceivedGradientChunk chunk)
         {
             int expected = service.ChunkCount;
             if (_first is null)
@@ -202,9 +205,7 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
             {
                 throw service.Reject(StatusCode.InvalidArgument, $"push from worker {_first.WorkerId}: chunk {chunk.Index} holds {chunk.Data.Length} bytes; expected {floats * sizeof(float)} ({floats} floats)");
             }
-            var target = _buffer.AsSpan(offset, floats);
-            FloatBytes.CopyTo(chunk.Data.Span, target);
-            if (!FloatBytes.AllFinite(target))
+            if (!FloatBytes.CopyFinite(chunk.Data, _buffer.AsSpan(offset, floats)))
             {
                 throw service.Reject(StatusCode.InvalidArgument, $"push from worker {_first.WorkerId}: chunk {chunk.Index} holds NaN or Inf; the gradient is refused and the weights are untouched");
             }
@@ -237,8 +238,8 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
         }
     }
 
-    /// <inheritdoc/>
-    public override Task<HeartbeatReply> Heartbeat(HeartbeatRequest request, ServerCallContext context)
+    /// <summary>Records a worker's liveness and time split; tells it whether the run is over.</summary>
+    public Task<HeartbeatReply> Heartbeat(HeartbeatRequest request, ServerCallContext context)
     {
         var worker = Known(request.WorkerId);
         worker.Time = request.Time ?? new TimeSplit();
@@ -246,8 +247,8 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
         return Task.FromResult(new HeartbeatReply { Finished = run.Rule.Finished });
     }
 
-    /// <inheritdoc/>
-    public override Task<LeaveReply> Leave(LeaveRequest request, ServerCallContext context)
+    /// <summary>A worker leaves for good; the rule stops waiting for it.</summary>
+    public Task<LeaveReply> Leave(LeaveRequest request, ServerCallContext context)
     {
         var worker = Known(request.WorkerId);
         if (worker.Active)
@@ -259,8 +260,8 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
         return Task.FromResult(new LeaveReply());
     }
 
-    /// <inheritdoc/>
-    public override Task<StatusReply> Status(StatusRequest request, ServerCallContext context)
+    /// <summary>Everything the server records.</summary>
+    public Task<StatusReply> Status(StatusRequest request, ServerCallContext context)
     {
         var status = StatusBuilder.Build(run);
         if (status.Finished)

@@ -16,11 +16,13 @@ public readonly record struct PullResult(long Version, bool Finished, double Wai
 /// <summary>
 /// The worker's side of the wire: pulls weights and pushes gradients as chunked streams. The
 /// gradient buffer is wrapped once as bytes and sliced per chunk, so a push copies nothing before
-/// the socket.
+/// gRPC's own send buffer; pulled chunks are read by hand (<see cref="WireMethods.Worker"/>) into
+/// pooled buffers and copied into the weights.
 /// </summary>
 public sealed class ParameterClient : IDisposable
 {
     private readonly GrpcChannel _channel;
+    private readonly CallInvoker _invoker;
 
     /// <summary>Connects (lazily) to <paramref name="address"/> with HTTP/2 windows sized for whole-model transfers.</summary>
     public ParameterClient(string address, int maxMessageBytes = 8 * 1024 * 1024)
@@ -38,7 +40,8 @@ public sealed class ParameterClient : IDisposable
             MaxReceiveMessageSize = maxMessageBytes,
             MaxSendMessageSize = maxMessageBytes,
         });
-        Client = new Wire.ParameterServer.ParameterServerClient(_channel);
+        _invoker = _channel.CreateCallInvoker();
+        Client = new Wire.ParameterServer.ParameterServerClient(_invoker);
     }
 
     /// <summary>The generated stub, for the small calls.</summary>
@@ -47,7 +50,7 @@ public sealed class ParameterClient : IDisposable
     /// <summary>Pulls the weights into <paramref name="weights"/> with one Pull call.</summary>
     public async Task<PullResult> PullAsync(int worker, long minVersion, float[] weights, CancellationToken cancel)
     {
-        using var call = Client.Pull(new PullRequest { WorkerId = worker, MinVersion = minVersion }, cancellationToken: cancel);
+        using var call = _invoker.AsyncServerStreamingCall(WireMethods.Worker.Pull, null, new CallOptions(cancellationToken: cancel), new PullRequest { WorkerId = worker, MinVersion = minVersion });
         return await ReadWeightsAsync(call.ResponseStream, weights, cancel).ConfigureAwait(false);
     }
 
@@ -64,22 +67,23 @@ public sealed class ParameterClient : IDisposable
     }
 
     /// <summary>Opens the worker's long-lived exchange stream (pulls and pushes without a call each).</summary>
-    public ExchangeSession OpenExchange(CancellationToken cancel) => new(Client.Exchange(cancellationToken: cancel));
+    public ExchangeSession OpenExchange(CancellationToken cancel) =>
+        new(_invoker.AsyncDuplexStreamingCall(WireMethods.Worker.Exchange, null, new CallOptions(cancellationToken: cancel)));
 
     /// <summary>Reads one pull's chunks (as many as the first announces) into <paramref name="weights"/>.</summary>
-    internal static async Task<PullResult> ReadWeightsAsync(IAsyncStreamReader<WeightChunk> reader, float[] weights, CancellationToken cancel)
+    internal static async Task<PullResult> ReadWeightsAsync(IAsyncStreamReader<ReceivedWeightChunk> reader, float[] weights, CancellationToken cancel)
     {
         int offset = 0, received = 0, count = 1;
         var result = new PullResult(-1, false, 0);
         while (received < count && await reader.MoveNext(cancel).ConfigureAwait(false))
         {
-            var chunk = reader.Current;
+            using var chunk = reader.Current;
             if (chunk.Index != received || chunk.Count < 1 || chunk.Data.Length % sizeof(float) != 0 || offset + chunk.Data.Length / sizeof(float) > weights.Length)
             {
                 throw new InvalidDataException($"pull: chunk {chunk.Index} of {chunk.Count} ({chunk.Data.Length} bytes) does not fit a model of {weights.Length} floats at offset {offset}");
             }
             count = chunk.Count;
-            FloatBytes.CopyTo(chunk.Data.Span, weights.AsSpan(offset));
+            FloatBytes.CopyTo(chunk.Data, weights.AsSpan(offset));
             offset += chunk.Data.Length / sizeof(float);
             received++;
             result = new PullResult(chunk.Version, chunk.Finished, received == 1 ? chunk.WaitedMs : result.WaitedMs);
@@ -132,7 +136,7 @@ public sealed class ParameterClient : IDisposable
 /// A worker's long-lived exchange stream: pulls and pushes travel on one HTTP/2 stream for the
 /// whole run, so a step costs no call setup, headers or trailers.
 /// </summary>
-public sealed class ExchangeSession(AsyncDuplexStreamingCall<ExchangeRequest, WeightChunk> call) : IAsyncDisposable
+public sealed class ExchangeSession(AsyncDuplexStreamingCall<ExchangeRequest, ReceivedWeightChunk> call) : IAsyncDisposable
 {
     /// <summary>Asks for the weights (not before <paramref name="minVersion"/>) and reads them into <paramref name="weights"/>.</summary>
     public async Task<PullResult> PullAsync(int worker, long minVersion, float[] weights, CancellationToken cancel)
@@ -155,6 +159,7 @@ public sealed class ExchangeSession(AsyncDuplexStreamingCall<ExchangeRequest, We
         {
             while (await call.ResponseStream.MoveNext(cancel).ConfigureAwait(false))
             {
+                call.ResponseStream.Current.Dispose();
             }
             throw;
         }
@@ -184,6 +189,7 @@ public sealed class ExchangeSession(AsyncDuplexStreamingCall<ExchangeRequest, We
             await call.RequestStream.CompleteAsync().ConfigureAwait(false);
             while (await call.ResponseStream.MoveNext(CancellationToken.None).ConfigureAwait(false))
             {
+                call.ResponseStream.Current.Dispose();
             }
         }
         catch (RpcException)

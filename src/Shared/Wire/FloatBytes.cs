@@ -14,32 +14,36 @@ public static class FloatBytes
     /// <summary>The bytes of <paramref name="values"/> as memory; wrap once per buffer and slice per chunk.</summary>
     public static ReadOnlyMemory<byte> AsBytes(float[] values) => new FloatArrayBytes(values).Memory;
 
-    /// <summary>True when every value is finite (no NaN, no ±Inf).</summary>
-    public static bool AllFinite(ReadOnlySpan<float> values)
+    /// <summary>
+    /// Copies wire bytes into floats and checks them in the same pass (one read of the bytes instead
+    /// of a copy and a second read); returns false if any value is NaN or ±Inf. The byte count must
+    /// be a whole number of floats.
+    /// </summary>
+    public static bool CopyFinite(ReadOnlySpan<byte> bytes, Span<float> destination)
     {
+        var source = MemoryMarshal.Cast<byte, float>(bytes);
+        destination = destination[..source.Length];
         int i = 0;
+        var bad = Vector256<float>.Zero;
         if (Vector256.IsHardwareAccelerated)
         {
-            var bad = Vector256<float>.Zero;
-            for (; i <= values.Length - 8; i += 8)
+            for (; i <= source.Length - 16; i += 16)
             {
-                var v = Vector256.Create(values.Slice(i, 8));
+                var a = Vector256.Create(source.Slice(i, 8));
+                var b = Vector256.Create(source.Slice(i + 8, 8));
+                a.CopyTo(destination.Slice(i, 8));
+                b.CopyTo(destination.Slice(i + 8, 8));
                 // x − x is 0 for finite x and NaN for NaN and ±Inf.
-                bad |= ~Vector256.Equals(v - v, Vector256<float>.Zero);
-            }
-            if (bad != Vector256<float>.Zero)
-            {
-                return false;
+                bad |= ~Vector256.Equals(a - a, Vector256<float>.Zero) | ~Vector256.Equals(b - b, Vector256<float>.Zero);
             }
         }
-        for (; i < values.Length; i++)
+        bool finite = bad == Vector256<float>.Zero;
+        for (; i < source.Length; i++)
         {
-            if (!float.IsFinite(values[i]))
-            {
-                return false;
-            }
+            destination[i] = source[i];
+            finite &= float.IsFinite(source[i]);
         }
-        return true;
+        return finite;
     }
 
     /// <summary>Copies wire bytes into floats; the byte count must be a whole number of floats.</summary>
