@@ -1,3 +1,5 @@
+using Cluster.Tensors;
+
 namespace Cluster.Layers;
 
 /// <summary>
@@ -44,12 +46,12 @@ public sealed class Gru(int hidden, RecurrentOutput output = RecurrentOutput.Las
             TensorPrimitives.Add(hp, hiddenBias, hp);
             var resetUpdate = row[..(2 * h)];
             TensorPrimitives.Add(resetUpdate, hp[..(2 * h)], resetUpdate);
-            TensorPrimitives.Sigmoid(resetUpdate, resetUpdate);
+            FastMath.Sigmoid(resetUpdate, resetUpdate);
             var candidateProjection = candidates.Slice(b * h, h);
             hp.Slice(2 * h, h).CopyTo(candidateProjection);
             var n = row.Slice(2 * h, h);
             TensorPrimitives.MultiplyAdd(row[..h], candidateProjection, n, n);
-            TensorPrimitives.Tanh(n, n);
+            FastMath.Tanh(n, n);
             var output = next.Slice(b * h, h);
             TensorPrimitives.Subtract(previous.Slice(b * h, h), n, output);
             TensorPrimitives.MultiplyAdd(row.Slice(h, h), output, n, output);

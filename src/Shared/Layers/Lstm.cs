@@ -1,3 +1,5 @@
+using Cluster.Tensors;
+
 namespace Cluster.Layers;
 
 /// <summary>
@@ -46,9 +48,9 @@ public sealed class Lstm(int hidden, RecurrentOutput output = RecurrentOutput.La
         for (int b = first; b < end; b++)
         {
             var row = gates.Slice(b * width, width);
-            TensorPrimitives.Sigmoid(row[..(2 * h)], row[..(2 * h)]);
-            TensorPrimitives.Tanh(row.Slice(2 * h, h), row.Slice(2 * h, h));
-            TensorPrimitives.Sigmoid(row.Slice(3 * h, h), row.Slice(3 * h, h));
+            FastMath.Sigmoid(row[..(2 * h)], row[..(2 * h)]);
+            FastMath.Tanh(row.Slice(2 * h, h), row.Slice(2 * h, h));
+            FastMath.Sigmoid(row.Slice(3 * h, h), row.Slice(3 * h, h));
             var input = row[..h];
             var forget = row.Slice(h, h);
             var candidate = row.Slice(2 * h, h);
@@ -58,7 +60,7 @@ public sealed class Lstm(int hidden, RecurrentOutput output = RecurrentOutput.La
             var tanh = cellTanh.Slice(b * h, h);
             TensorPrimitives.Multiply(forget, previousCell, cell);
             TensorPrimitives.MultiplyAdd(input, candidate, cell, cell);
-            TensorPrimitives.Tanh(cell, tanh);
+            FastMath.Tanh(cell, tanh);
             TensorPrimitives.Multiply(outputGate, tanh, next.Slice(b * h, h));
         }
     }

@@ -1,3 +1,5 @@
+using Cluster.Tensors;
+
 namespace Cluster.Layers;
 
 /// <summary>
@@ -26,7 +28,7 @@ public sealed class Rnn(int hidden, RecurrentOutput output = RecurrentOutput.Las
         var pre = GateBlock(GateValues, t, batch);
         ProjectState(t, batch, first, end, pre, accumulate: true);
         int h = Hidden;
-        TensorPrimitives.Tanh(pre.Slice(first * h, (end - first) * h), State(t + 1, batch).Slice(first * h, (end - first) * h));
+        FastMath.Tanh(pre.Slice(first * h, (end - first) * h), State(t + 1, batch).Slice(first * h, (end - first) * h));
     }
 
     /// <inheritdoc/>

@@ -1,3 +1,4 @@
+using Cluster.Tensors;
 
 namespace Cluster.Layers;
 
@@ -8,7 +9,7 @@ public sealed class Sigmoid : Activation
     public override string Kind => "sigmoid";
 
     /// <inheritdoc/>
-    protected override void ForwardChunk(ReadOnlySpan<float> x, Span<float> y) => TensorPrimitives.Sigmoid(x, y);
+    protected override void ForwardChunk(ReadOnlySpan<float> x, Span<float> y) => FastMath.Sigmoid(x, y);
 
     /// <inheritdoc/>
     protected override void BackwardChunk(ReadOnlySpan<float> x, ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx)

@@ -1,3 +1,4 @@
+using Cluster.Tensors;
 
 namespace Cluster.Layers;
 
@@ -8,7 +9,7 @@ public sealed class Tanh : Activation
     public override string Kind => "tanh";
 
     /// <inheritdoc/>
-    protected override void ForwardChunk(ReadOnlySpan<float> x, Span<float> y) => TensorPrimitives.Tanh(x, y);
+    protected override void ForwardChunk(ReadOnlySpan<float> x, Span<float> y) => FastMath.Tanh(x, y);
 
     /// <inheritdoc/>
     protected override void BackwardChunk(ReadOnlySpan<float> x, ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx)
