@@ -43,7 +43,7 @@ public static class ConvProfile
             var dx = Tensor.Zeros([batch, s.Channels, s.Size, s.Size]);
             var forward = new List<double>();
             var backward = new List<double>();
-            for (int i = 0; i < 35; i++)
+            for (int i = 0; i < 45; i++)
             {
                 long t = Stopwatch.GetTimestamp();
                 conv.Forward(x, y, true);
@@ -51,7 +51,7 @@ public static class ConvProfile
                 t = Stopwatch.GetTimestamp();
                 conv.Backward(x, y, dy, dx);
                 double b = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
-                if (i >= 5)
+                if (i >= 15)
                 {
                     forward.Add(f);
                     backward.Add(b);

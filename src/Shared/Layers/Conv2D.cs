@@ -280,7 +280,7 @@ public sealed class Conv2D : Layer
             {
                 var image = _dx.Sample(n0 + i);
                 image.Clear();
-                Im2Col.Fold(_geometry, ws.Cols, columns, i * plane, image);
+                Im2Col.FoldScratch(_geometry, ws.Cols, columns, i * plane, image);
             }
         }
     }
