@@ -23,6 +23,7 @@ public static class ConvProfile
             ("resnet 64@7", 64, 7, 64, 3, 1, 1),
             ("resnet 1x1 s2", 16, 28, 32, 1, 2, 0),
             ("1x1 64@7", 64, 7, 64, 1, 1, 0),
+            ("1x1 32@28", 32, 28, 32, 1, 1, 0),
         ];
         const int batch = 64;
         foreach (var s in shapes)

@@ -10,7 +10,7 @@ namespace Cluster.Layers;
 /// Backward unfolds each group again (cheaper than keeping the whole batch's patch matrix, which
 /// would make a round trip through DRAM) for dW += dY'·colsᵀ and db += Σ dY', then folds
 /// dcols = Wᵀ·dY' back onto the input by col2im. A 1×1 convolution with stride 1 and no padding
-/// needs no unfolding: each image already is its patch matrix.
+/// over large enough images needs no unfolding: each image already is its patch matrix.
 /// On a <see cref="ThreadTeam"/> the images are split into one contiguous range per thread, each
 /// with its own scratch and weight-gradient partial; the partials are summed in thread order, so
 /// results are deterministic for a given thread count.
@@ -96,7 +96,15 @@ public sealed class Conv2D : Layer
     /// <summary>Images per group: as many as keep the group's scratch within <see cref="GroupBytes"/>, at least one.</summary>
     internal int GroupSize => _groupSize;
 
-    private bool IsPointwise => KernelSize == 1 && Stride == 1 && Padding == 0;
+    /// <summary>
+    /// A 1×1 stride-1 convolution over images of at least <see cref="MinDirectColumns"/> positions:
+    /// each image is its own patch matrix, so it is multiplied in place, one image at a time.
+    /// NOTE: smaller images are grouped and copied like any other: a GEMM over 49 columns (7×7)
+    /// ran at half the speed of one over a group.
+    /// </summary>
+    private bool IsDirect => KernelSize == 1 && Stride == 1 && Padding == 0 && _geometry.OutPlane >= MinDirectColumns;
+
+    private const int MinDirectColumns = 256;
 
     /// <summary>One thread's scratch: a group's patch matrix and output, and its gradient partials.</summary>
     private sealed class Workspace(int cols, int output, int weights, int filters)
@@ -111,7 +119,7 @@ public sealed class Conv2D : Layer
     public override void Allocate(int maxBatch)
     {
         long sample = (long)(_geometry.PatchSize + Filters) * _geometry.OutPlane * sizeof(float);
-        int groupSize = IsPointwise ? 1 : (int)Math.Clamp(GroupBytes / sample, 1, Math.Max(1, maxBatch));
+        int groupSize = IsDirect ? 1 : (int)Math.Clamp(GroupBytes / sample, 1, Math.Max(1, maxBatch));
         if (groupSize > _groupSize)
         {
             _groupSize = groupSize;
@@ -135,7 +143,7 @@ public sealed class Conv2D : Layer
             for (int i = _workspaces.Length; i < _parts; i++)
             {
                 workspaces[i] = new Workspace(
-                    IsPointwise ? 0 : _geometry.PatchSize * columns,
+                    IsDirect ? 0 : _geometry.PatchSize * columns,
                     _groupSize > 1 ? Filters * columns : 0,
                     i > 0 ? Filters * _geometry.PatchSize : 0,
                     i > 0 ? Filters : 0);
@@ -205,10 +213,10 @@ public sealed class Conv2D : Layer
         }
     }
 
-    /// <summary>The patch matrix of images [n0, n0+count): unfolded into the scratch, or the image itself for a pointwise convolution.</summary>
+    /// <summary>The patch matrix of images [n0, n0+count): unfolded into the scratch, or the image itself for a direct 1×1 convolution.</summary>
     private ReadOnlySpan<float> Unfold(Workspace ws, int n0, int count)
     {
-        if (IsPointwise)
+        if (IsDirect)
         {
             return _x!.Sample(n0);
         }
@@ -269,7 +277,7 @@ public sealed class Conv2D : Layer
             {
                 continue;
             }
-            if (IsPointwise)
+            if (IsDirect)
             {
                 Gemm.Multiply(true, false, patch, plane, Filters, weights, patch, dyGroup, plane, _dx.Sample(n0), plane, accumulate: false, Team);
                 continue;

@@ -19,11 +19,13 @@ public sealed class Conv2DGroupingTests
     // 640 KiB per image: one image per group, whose GEMM writes straight into the output.
     [InlineData(16, 32, 16, 3, 1, 1, 3, 1, 1)]
     [InlineData(16, 32, 16, 3, 1, 1, 3, 2, 1)]
-    // Stride 2 and a 1×1 projection with stride 2 (unfolded), and a pointwise 1×1 (not unfolded).
+    // Stride 2 and a 1×1 projection with stride 2 (unfolded); a 1×1 stride-1 convolution over
+    // 16×16 images (multiplied in place, one image at a time) and over 10×10 ones (grouped).
     [InlineData(3, 11, 4, 3, 2, 1, 7, 2, 7)]
     [InlineData(6, 10, 5, 1, 2, 0, 7, 2, 7)]
-    [InlineData(6, 10, 5, 1, 1, 0, 7, 1, 1)]
-    [InlineData(6, 10, 5, 1, 1, 0, 7, 2, 1)]
+    [InlineData(6, 16, 5, 1, 1, 0, 7, 1, 1)]
+    [InlineData(6, 16, 5, 1, 1, 0, 7, 2, 1)]
+    [InlineData(6, 10, 5, 1, 1, 0, 7, 2, 7)]
     // More threads than images.
     [InlineData(2, 6, 3, 3, 1, 0, 1, 2, 1)]
     public void GroupedConvolutionEqualsDirectConvolution(int channels, int size, int filters, int kernel, int stride, int padding, int batch, int threads, int groupSize)
