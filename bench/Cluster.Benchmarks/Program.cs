@@ -11,6 +11,11 @@ if (args.Length > 1 && args[0] == "quick" && args[1] == "shapes")
     ShapeProfile.Run(args.Length > 2 ? int.Parse(args[2]) : 1);
     return;
 }
+if (args.Length > 1 && args[0] == "quick" && args[1] == "conv")
+{
+    ConvProfile.Run(args.Length > 2 ? int.Parse(args[2]) : 1);
+    return;
+}
 if (args.Length > 1 && args[0] == "quick" && args[1] == "gemm")
 {
     QuickBench.Gemm(args.Length > 2 ? int.Parse(args[2]) : 512, args.Length > 3 ? int.Parse(args[3]) : 1);

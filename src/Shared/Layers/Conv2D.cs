@@ -4,19 +4,34 @@ using Cluster.Tensors;
 namespace Cluster.Layers;
 
 /// <summary>
-/// 2-D convolution over NCHW images, by im2col and one GEMM for the whole batch:
-/// the batch is unfolded into a patch matrix cols[C·kh·kw, B·P], then Y' = W·cols gives every
-/// output position of every image, and Y' is scattered into NCHW with the bias added.
-/// Backward: dW += dY'·colsᵀ, db += Σ dY', dcols = Wᵀ·dY' folded back by col2im.
+/// 2-D convolution over NCHW images, by im2col and GEMM, a few images at a time: each group of
+/// images is unfolded into a patch matrix cols[C·kh·kw, G·P] small enough to stay in cache, then
+/// Y' = W·cols gives every output position of the group, scattered into NCHW with the bias added.
+/// Backward unfolds each group again (cheaper than keeping the whole batch's patch matrix, which
+/// would make a round trip through DRAM) for dW += dY'·colsᵀ and db += Σ dY', then folds
+/// dcols = Wᵀ·dY' back onto the input by col2im. A 1×1 convolution with stride 1 and no padding
+/// over large enough images needs no unfolding: each image already is its patch matrix.
+/// On a <see cref="ThreadTeam"/> the images are split into one contiguous range per thread, each
+/// with its own scratch and weight-gradient partial; the partials are summed in thread order, so
+/// results are deterministic for a given thread count.
 /// W has shape [out, in, kh, kw] as in PyTorch.
 /// </summary>
 public sealed class Conv2D : Layer
 {
-    private float[] _cols = [];
-    private float[] _outT = [];
+    /// <summary>
+    /// Target size of one group's scratch (patch matrix and output), in bytes. NOTE: groups that fit
+    /// in L2 (256 KiB) made the GEMMs so short (one 14×14 image: 196 columns) that they lost more
+    /// than the cache gained; 1 MiB stays in L3 and was as fast or faster for every resnet and lenet
+    /// shape (512 KiB to 2 MiB measured alike).
+    /// </summary>
+    private const int GroupBytes = 1024 * 1024;
+
     private ConvGeometry _geometry;
+    private int _groupSize;
+    private int _parts;
+    private Workspace[] _workspaces = [];
     private Tensor? _x, _y, _dy, _dx;
-    private readonly Action<int, int> _unfold, _scatter, _gather, _fold;
+    private readonly Action<int> _forwardPart, _backwardPart;
 
     /// <summary>Creates a convolution with <paramref name="filters"/> output channels and a square kernel.</summary>
     public Conv2D(int filters, int kernel, int stride = 1, int padding = 0, Initializer init = Initializer.He)
@@ -30,10 +45,8 @@ public sealed class Conv2D : Layer
         Stride = stride;
         Padding = padding;
         Init = init;
-        _unfold = Unfold;
-        _scatter = Scatter;
-        _gather = Gather;
-        _fold = Fold;
+        _forwardPart = ForwardPart;
+        _backwardPart = BackwardPart;
     }
 
     /// <summary>Output channels.</summary>
@@ -81,51 +94,139 @@ public sealed class Conv2D : Layer
         return [Filters, _geometry.OutHeight, _geometry.OutWidth];
     }
 
+    /// <summary>Images per group: as many as keep the group's scratch within <see cref="GroupBytes"/>, at least one.</summary>
+    internal int GroupSize => _groupSize;
+
+    /// <summary>
+    /// A 1×1 stride-1 convolution over images of at least <see cref="MinDirectColumns"/> positions:
+    /// each image is its own patch matrix, so it is multiplied in place, one image at a time.
+    /// NOTE: smaller images are grouped and copied like any other: a GEMM over 49 columns (7×7)
+    /// ran at half the speed of one over a group.
+    /// </summary>
+    private bool IsDirect => KernelSize == 1 && Stride == 1 && Padding == 0 && _geometry.OutPlane >= MinDirectColumns;
+
+    private const int MinDirectColumns = 256;
+
+    /// <summary>One thread's scratch: a group's patch matrix and output, and its gradient partials.</summary>
+    private sealed class Workspace(int cols, int output, int weights, int filters)
+    {
+        public readonly float[] Cols = new float[cols];
+        public readonly float[] Out = new float[output];
+        public readonly float[] WeightGrad = new float[weights];
+        public readonly float[] BiasGrad = new float[filters];
+    }
+
     /// <inheritdoc/>
     public override void Allocate(int maxBatch)
     {
-        long columns = (long)maxBatch * _geometry.OutPlane;
-        if (_cols.Length < _geometry.PatchSize * columns)
+        long sample = (long)(_geometry.PatchSize + Filters) * _geometry.OutPlane * sizeof(float);
+        int groupSize = IsDirect ? 1 : (int)Math.Clamp(GroupBytes / sample, 1, Math.Max(1, maxBatch));
+        if (groupSize > _groupSize)
         {
-            _cols = new float[checked((int)(_geometry.PatchSize * columns))];
-            _outT = new float[checked((int)(Filters * columns))];
+            _groupSize = groupSize;
+            _workspaces = [];
         }
     }
 
-    private int Columns => _x!.BatchSize * _geometry.OutPlane;
+    /// <summary>Splits the batch over the team and makes sure every part has its scratch.</summary>
+    private void Prepare(int batch)
+    {
+        if (_groupSize == 0)
+        {
+            Allocate(batch);
+        }
+        _parts = Math.Max(1, Math.Min(Team.EffectiveSize, batch));
+        if (_workspaces.Length < _parts)
+        {
+            int columns = _groupSize * _geometry.OutPlane;
+            var workspaces = new Workspace[_parts];
+            _workspaces.CopyTo(workspaces, 0);
+            for (int i = _workspaces.Length; i < _parts; i++)
+            {
+                workspaces[i] = new Workspace(
+                    IsDirect ? 0 : _geometry.PatchSize * columns,
+                    _groupSize > 1 ? Filters * columns : 0,
+                    i > 0 ? Filters * _geometry.PatchSize : 0,
+                    i > 0 ? Filters : 0);
+            }
+            _workspaces = workspaces;
+        }
+    }
+
+    /// <summary>Runs <paramref name="part"/> on every member, or on the caller alone (whose GEMMs then use the whole team).</summary>
+    private void RunParts(Action<int> part)
+    {
+        if (_parts == 1)
+        {
+            part(0);
+        }
+        else
+        {
+            Team.Run(part);
+        }
+    }
 
     /// <inheritdoc/>
     public override void Forward(Tensor x, Tensor y, bool training)
     {
         _x = x;
         _y = y;
-        int columns = x.BatchSize * _geometry.OutPlane;
-        Team.For(x.BatchSize, _unfold);
-        Gemm.Multiply(false, false, Filters, columns, _geometry.PatchSize, Weights[0].Span, _geometry.PatchSize, _cols, columns, _outT, columns, accumulate: false, Team);
-        Team.For(x.BatchSize, _scatter);
+        Prepare(x.BatchSize);
+        RunParts(_forwardPart);
     }
 
-    private void Unfold(int start, int end)
+    private void ForwardPart(int part)
     {
-        for (int n = start; n < end; n++)
+        if (part >= _parts)
         {
-            Im2Col.Unfold(_geometry, _x!.Sample(n), _cols, Columns, n * _geometry.OutPlane);
+            return;
         }
-    }
-
-    /// <summary>Y'[co, n·P + p] + b[co] → y[n, co, p].</summary>
-    private void Scatter(int start, int end)
-    {
-        int plane = _geometry.OutPlane, columns = Columns;
+        var ws = _workspaces[part];
+        (int start, int end) = ThreadTeam.Partition(_x!.BatchSize, _parts, part);
+        int plane = _geometry.OutPlane, patch = _geometry.PatchSize;
+        var weights = Weights[0].Span;
         var bias = Weights[1].Span;
-        for (int n = start; n < end; n++)
+        for (int n0 = start; n0 < end; n0 += _groupSize)
         {
-            var dst = _y!.Sample(n);
-            for (int co = 0; co < Filters; co++)
+            int count = Math.Min(_groupSize, end - n0), columns = count * plane;
+            ReadOnlySpan<float> cols = Unfold(ws, n0, count);
+            if (count == 1)
             {
-                TensorPrimitives.Add(_outT.AsSpan(co * columns + n * plane, plane), bias[co], dst.Slice(co * plane, plane));
+                // NOTE: for one image, Y' already is the image's NCHW output.
+                var dst = _y!.Sample(n0);
+                Gemm.Multiply(false, false, Filters, plane, patch, weights, patch, cols, plane, dst, plane, accumulate: false, Team);
+                for (int co = 0; co < Filters; co++)
+                {
+                    var row = dst.Slice(co * plane, plane);
+                    TensorPrimitives.Add(row, bias[co], row);
+                }
+                continue;
+            }
+            Gemm.Multiply(false, false, Filters, columns, patch, weights, patch, cols, columns, ws.Out, columns, accumulate: false, Team);
+            for (int i = 0; i < count; i++)
+            {
+                var dst = _y!.Sample(n0 + i);
+                for (int co = 0; co < Filters; co++)
+                {
+                    TensorPrimitives.Add(ws.Out.AsSpan(co * columns + i * plane, plane), bias[co], dst.Slice(co * plane, plane));
+                }
             }
         }
+    }
+
+    /// <summary>The patch matrix of images [n0, n0+count): unfolded into the scratch, or the image itself for a direct 1×1 convolution.</summary>
+    private ReadOnlySpan<float> Unfold(Workspace ws, int n0, int count)
+    {
+        if (IsDirect)
+        {
+            return _x!.Sample(n0);
+        }
+        int plane = _geometry.OutPlane, columns = count * plane;
+        for (int i = 0; i < count; i++)
+        {
+            Im2Col.Unfold(_geometry, _x!.Sample(n0 + i), ws.Cols, columns, i * plane);
+        }
+        return ws.Cols.AsSpan(0, _geometry.PatchSize * columns);
     }
 
     /// <inheritdoc/>
@@ -134,43 +235,77 @@ public sealed class Conv2D : Layer
         _x = x;
         _dy = dy;
         _dx = dx;
-        int columns = Columns, patch = _geometry.PatchSize;
-        Team.For(x.BatchSize, _gather);
+        Prepare(x.BatchSize);
+        RunParts(_backwardPart);
+        // Fixed-order reduction: part 0 added to the gradients directly, parts 1.. follow in order.
+        var weightGrad = Gradients[0].Span;
         var biasGrad = Gradients[1].Span;
-        for (int co = 0; co < Filters; co++)
+        for (int part = 1; part < _parts; part++)
         {
-            biasGrad[co] += TensorPrimitives.Sum(_outT.AsSpan(co * columns, columns));
-        }
-        Gemm.Multiply(false, true, Filters, patch, columns, _outT, columns, _cols, columns, Gradients[0].Span, patch, accumulate: true, Team);
-        if (dx is not null)
-        {
-            // NOTE: the patch matrix is no longer needed, so the column gradient reuses its memory.
-            Gemm.Multiply(true, false, patch, columns, Filters, Weights[0].Span, patch, _outT, columns, _cols, columns, accumulate: false, Team);
-            Team.For(x.BatchSize, _fold);
+            TensorPrimitives.Add(weightGrad, _workspaces[part].WeightGrad, weightGrad);
+            TensorPrimitives.Add(biasGrad, _workspaces[part].BiasGrad, biasGrad);
         }
     }
 
-    /// <summary>dy[n, co, p] → dY'[co, n·P + p].</summary>
-    private void Gather(int start, int end)
+    private void BackwardPart(int part)
     {
-        int plane = _geometry.OutPlane, columns = Columns;
-        for (int n = start; n < end; n++)
+        if (part >= _parts)
         {
-            var src = _dy!.Sample(n);
+            return;
+        }
+        var ws = _workspaces[part];
+        var weightGrad = part == 0 ? Gradients[0].Span : ws.WeightGrad;
+        var biasGrad = part == 0 ? Gradients[1].Span : ws.BiasGrad;
+        if (part > 0)
+        {
+            weightGrad.Clear();
+            biasGrad.Clear();
+        }
+        (int start, int end) = ThreadTeam.Partition(_x!.BatchSize, _parts, part);
+        int plane = _geometry.OutPlane, patch = _geometry.PatchSize;
+        var weights = Weights[0].Span;
+        for (int n0 = start; n0 < end; n0 += _groupSize)
+        {
+            int count = Math.Min(_groupSize, end - n0), columns = count * plane;
+            ReadOnlySpan<float> cols = Unfold(ws, n0, count);
+            ReadOnlySpan<float> dyGroup = count == 1 ? _dy!.Sample(n0) : Gather(ws, n0, count);
             for (int co = 0; co < Filters; co++)
             {
-                src.Slice(co * plane, plane).CopyTo(_outT.AsSpan(co * columns + n * plane, plane));
+                biasGrad[co] += TensorPrimitives.Sum(dyGroup.Slice(co * columns, columns));
+            }
+            Gemm.Multiply(false, true, Filters, patch, columns, dyGroup, columns, cols, columns, weightGrad, patch, accumulate: true, Team);
+            if (_dx is null)
+            {
+                continue;
+            }
+            if (IsDirect)
+            {
+                Gemm.Multiply(true, false, patch, plane, Filters, weights, patch, dyGroup, plane, _dx.Sample(n0), plane, accumulate: false, Team);
+                continue;
+            }
+            // NOTE: the group's patch matrix is no longer needed, so the column gradient reuses its memory.
+            Gemm.Multiply(true, false, patch, columns, Filters, weights, patch, dyGroup, columns, ws.Cols, columns, accumulate: false, Team);
+            for (int i = 0; i < count; i++)
+            {
+                var image = _dx.Sample(n0 + i);
+                image.Clear();
+                Im2Col.FoldScratch(_geometry, ws.Cols, columns, i * plane, image);
             }
         }
     }
 
-    private void Fold(int start, int end)
+    /// <summary>dy[n, co, p] for images [n0, n0+count) → dY'[co, i·P + p] in the scratch.</summary>
+    private ReadOnlySpan<float> Gather(Workspace ws, int n0, int count)
     {
-        for (int n = start; n < end; n++)
+        int plane = _geometry.OutPlane, columns = count * plane;
+        for (int i = 0; i < count; i++)
         {
-            var image = _dx!.Sample(n);
-            image.Clear();
-            Im2Col.Fold(_geometry, _cols, Columns, n * _geometry.OutPlane, image);
+            var src = _dy!.Sample(n0 + i);
+            for (int co = 0; co < Filters; co++)
+            {
+                src.Slice(co * plane, plane).CopyTo(ws.Out.AsSpan(co * columns + i * plane, plane));
+            }
         }
+        return ws.Out.AsSpan(0, Filters * columns);
     }
 }

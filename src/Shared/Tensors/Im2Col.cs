@@ -43,6 +43,11 @@ public static unsafe class Im2Col
         fixed (float* imageBase = image)
         fixed (float* colsBase = cols)
         {
+            if (g.Stride == 1 && ow == g.Width)
+            {
+                UnfoldSame(g, imageBase, colsBase, ldCols, column0);
+                return;
+            }
             for (int c = 0; c < g.Channels; c++)
             {
                 float* plane = imageBase + (long)c * g.Height * g.Width;
@@ -76,6 +81,57 @@ public static unsafe class Im2Col
                                 }
                             }
                             Clear(dst + last, ow - last);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Unfold of a stride-1 convolution whose output is as wide as its input ("same" padding, as
+    /// in every 3×3 pad-1 convolution of a residual block): there a patch row is the image plane
+    /// shifted by one offset, so each row is one long copy, and only the taps that fall off the
+    /// left or right edge (at most pad per output row) are zeroed afterwards. Row by row copies
+    /// of OutWidth floats spent more on loop overhead than on moving the data.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void UnfoldSame(in ConvGeometry g, float* imageBase, float* colsBase, int ldCols, int column0)
+    {
+        int h = g.Height, w = g.Width, planeSize = h * w;
+        for (int c = 0; c < g.Channels; c++)
+        {
+            float* plane = imageBase + (long)c * planeSize;
+            for (int ki = 0; ki < g.KernelHeight; ki++)
+            {
+                int dy = ki - g.Padding;
+                // Output rows y whose input row y + dy lies inside the image.
+                int yFirst = Math.Max(0, -dy), yLast = Math.Min(h, h - dy);
+                for (int kj = 0; kj < g.KernelWidth; kj++)
+                {
+                    int dx = kj - g.Padding;
+                    float* dst = colsBase + (long)((c * g.KernelHeight + ki) * g.KernelWidth + kj) * ldCols + column0;
+                    if (yLast <= yFirst)
+                    {
+                        Clear(dst, planeSize);
+                        continue;
+                    }
+                    Clear(dst, yFirst * w);
+                    Clear(dst + yLast * w, (h - yLast) * w);
+                    // dst[y·w + x] = plane[(y + dy)·w + x + dx] for the whole band at once; the
+                    // one or two values that would come from outside the plane are edge taps.
+                    int from = yFirst * w, to = yLast * w;
+                    int source = from + dy * w + dx;
+                    int skipFront = Math.Max(0, -source), skipBack = Math.Max(0, source + (to - from) - planeSize);
+                    Copy(dst + from + skipFront, plane + source + skipFront, to - from - skipFront - skipBack);
+                    (int first, int last) = InsideColumns(g, dx);
+                    if (first > 0 || last < w)
+                    {
+                        for (int y = yFirst; y < yLast; y++)
+                        {
+                            float* r = dst + y * w;
+                            Clear(r, first);
+                            Clear(r + last, w - last);
                         }
                     }
                 }
@@ -126,6 +182,68 @@ public static unsafe class Im2Col
                             }
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Fold"/> for a patch-matrix gradient that is scratch: for a stride-1 "same"
+    /// convolution it first zeroes the taps that fall off the left or right edge, so that each
+    /// patch row can then be added onto the shifted image plane in one long pass (see
+    /// <see cref="UnfoldSame"/>); other geometries fold as usual and leave it untouched.
+    /// </summary>
+    internal static void FoldScratch(in ConvGeometry g, Span<float> cols, int ldCols, int column0, Span<float> image)
+    {
+        if (g.Stride != 1 || g.OutWidth != g.Width)
+        {
+            Fold(g, cols, ldCols, column0, image);
+            return;
+        }
+        if (image.Length < g.InputSize || cols.Length < (long)(g.PatchSize - 1) * ldCols + column0 + g.OutPlane)
+        {
+            throw new ArgumentException("col2im buffers are smaller than the geometry needs");
+        }
+        fixed (float* imageBase = image)
+        fixed (float* colsBase = cols)
+        {
+            FoldSame(g, colsBase, ldCols, column0, imageBase);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void FoldSame(in ConvGeometry g, float* colsBase, int ldCols, int column0, float* imageBase)
+    {
+        int h = g.Height, w = g.Width, planeSize = h * w;
+        for (int c = 0; c < g.Channels; c++)
+        {
+            float* plane = imageBase + (long)c * planeSize;
+            for (int ki = 0; ki < g.KernelHeight; ki++)
+            {
+                int dy = ki - g.Padding;
+                int yFirst = Math.Max(0, -dy), yLast = Math.Min(h, h - dy);
+                if (yLast <= yFirst)
+                {
+                    continue;
+                }
+                for (int kj = 0; kj < g.KernelWidth; kj++)
+                {
+                    int dx = kj - g.Padding;
+                    float* src = colsBase + (long)((c * g.KernelHeight + ki) * g.KernelWidth + kj) * ldCols + column0;
+                    (int first, int last) = InsideColumns(g, dx);
+                    if (first > 0 || last < w)
+                    {
+                        for (int y = yFirst; y < yLast; y++)
+                        {
+                            float* r = src + y * w;
+                            Clear(r, first);
+                            Clear(r + last, w - last);
+                        }
+                    }
+                    int from = yFirst * w, to = yLast * w;
+                    int target = from + dy * w + dx;
+                    int skipFront = Math.Max(0, -target), skipBack = Math.Max(0, target + (to - from) - planeSize);
+                    Add(plane + target + skipFront, src + from + skipFront, to - from - skipFront - skipBack);
                 }
             }
         }

@@ -17,6 +17,7 @@ public sealed class SteadyStateAllocationTests
     [InlineData("lenet", 1)]
     [InlineData("lenet", 2)]
     [InlineData("mlp", 2)]
+    [InlineData("resnet", 2)]
     public void TrainingStepDoesNotAllocate(string preset, int threads)
     {
         using var team = new ThreadTeam(threads);

@@ -53,6 +53,7 @@ public sealed class Im2ColTests
 
     [Theory]
     [MemberData(nameof(Windows))]
+    [InlineData(5, 1, 2)]
     public void Unfold_then_a_product_with_the_weights_equals_a_direct_convolution(int kernel, int stride, int pad)
     {
         const int Batch = 2, Filters = 3, Spare = 3;
@@ -147,6 +148,36 @@ public sealed class Im2ColTests
                 right += x[i] * ((double)folded[i] - start[i]);
             }
             Assert.True(Math.Abs(left - right) <= 1e-5 * Math.Max(1, leftScale), $"{g}: ⟨Unfold x, c⟩ = {left} but ⟨x, Fold c⟩ = {right}");
+        }
+    }
+
+    /// <summary>The scratch fold (one long pass per patch row for stride-1 "same" windows) adds exactly what Fold adds.</summary>
+    [Theory]
+    [MemberData(nameof(Windows))]
+    [InlineData(5, 1, 2)]
+    public void FoldScratch_adds_what_Fold_adds(int kernel, int stride, int pad)
+    {
+        foreach (var (channels, height, width) in Images)
+        {
+            var g = new ConvGeometry(channels, height, width, kernel, kernel, stride, pad);
+            if (g.OutHeight < 1 || g.OutWidth < 1)
+            {
+                continue;
+            }
+            var random = new Random((kernel * 100) + (stride * 10) + pad + 2);
+            int plane = g.OutPlane, ld = (2 * plane) + 3, column0 = plane + 1;
+            float[] c = Random(random, g.PatchSize * ld);
+            float[] start = Random(random, g.InputSize);
+            float[] expected = (float[])start.Clone();
+            float[] actual = (float[])start.Clone();
+
+            Im2Col.Fold(g, c, ld, column0, expected);
+            Im2Col.FoldScratch(g, c, ld, column0, actual);
+
+            for (int i = 0; i < g.InputSize; i++)
+            {
+                Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5f * (1 + Math.Abs(expected[i])), $"{g}: element {i} is {actual[i]}, Fold gives {expected[i]}");
+            }
         }
     }
 
