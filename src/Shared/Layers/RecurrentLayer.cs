@@ -107,7 +107,7 @@ public abstract class RecurrentLayer : Layer
     private Action<int, int>? _forwardRange;
     private Action<int, int>? _backwardRange;
     private int _batch;
-    private float[] _outputGradient = [];
+    private Tensor? _outputGradient;
 
     /// <inheritdoc/>
     public override void Allocate(int maxBatch)
@@ -190,8 +190,7 @@ public abstract class RecurrentLayer : Layer
         _stateGradient.AsSpan(0, batch * hidden).Clear();
         BeginBackward(batch);
         _batch = batch;
-        _outputGradient = dy.Data;
-        _outputOffset = dy.Offset;
+        _outputGradient = dy;
         Team.For(batch, _backwardRange ??= BackwardRange);
         int rows = steps * batch;
         var inputGates = InputGateGradients.AsSpan(0, rows * width);
@@ -212,13 +211,11 @@ public abstract class RecurrentLayer : Layer
         }
     }
 
-    private int _outputOffset;
-
     private void BackwardRange(int first, int end)
     {
         int batch = _batch, steps = Steps, hidden = Hidden, width = GateWidth;
         var recurrent = Weights[1].Span;
-        var gradOut = _outputGradient.AsSpan(_outputOffset);
+        var gradOut = _outputGradient!.Span;
         // dL/dh_{t+1} and dL/dh_t trade places every step; rows outside [first, end) belong to other threads.
         var stateGrad = _stateGradient.AsSpan(0, batch * hidden);
         var previous = _previousStateGradient.AsSpan(0, batch * hidden);
