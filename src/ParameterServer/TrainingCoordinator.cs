@@ -51,6 +51,8 @@ public sealed class TrainingCoordinator : IDisposable
             ClipNorm = options.Training.ClipNorm,
         };
         _schedule = options.Training.ParseSchedule();
+        // Workers build their own augmentation from the settings; a bad one is refused here, before any joins.
+        _ = options.Training.ParseAugmentation(data);
         _baseRate = Store.Optimizer.LearningRate;
         Store.Optimizer.LearningRate = _schedule.RateAt(0, _baseRate);
         Pool = new GradientPool(Store.Size);

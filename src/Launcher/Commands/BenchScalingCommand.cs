@@ -87,6 +87,7 @@ internal static class BenchScalingCommand
     {
         var data = FashionMnist.Load(options.Training.Data);
         options.Training.Validate().RequireFits(data);
+        _ = options.Training.ParseAugmentation(data);
         int EpochsFor(int workers) => (int)Math.Ceiling(Math.Max(samplesPerRun, (double)MinStepsPerWorker * workers * options.Training.Batch) / data.Train.Count);
         if (options.Compute == "emulated" && !emulatedGiven)
         {

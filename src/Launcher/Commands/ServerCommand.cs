@@ -35,6 +35,7 @@ internal static class ServerCommand
         }
         var data = FashionMnist.Load(options.Training.Data);
         options.Training.Validate().RequireFits(data);
+        _ = options.Training.ParseAugmentation(data);
         await using var app = ParameterServerHost.Build(options, data, logging => logging
             .AddSimpleConsole(o =>
             {

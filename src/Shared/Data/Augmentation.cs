@@ -46,6 +46,15 @@ public sealed class Augmentation
     /// </summary>
     public static Augmentation Parse(string text, int channels, int height, int width, float background)
     {
+        (int shift, bool flip) = ParseParts(text, Math.Min(height, width) - 1);
+        return new Augmentation(shift, flip, channels, height, width, background);
+    }
+
+    /// <summary>Checks the form of <paramref name="text"/> before the image size is known; throws <see cref="ArgumentException"/> naming the bad part.</summary>
+    public static void CheckSyntax(string text) => ParseParts(text, int.MaxValue);
+
+    private static (int Shift, bool Flip) ParseParts(string text, int maxShift)
+    {
         int shift = 0;
         bool flip = false;
         foreach (string part in text.Split(',', StringSplitOptions.TrimEntries))
@@ -56,16 +65,17 @@ public sealed class Augmentation
             }
             else if (part.StartsWith("shift:", StringComparison.Ordinal)
                 && int.TryParse(part.AsSpan(6), NumberStyles.Integer, CultureInfo.InvariantCulture, out int pixels)
-                && pixels >= 1 && pixels < Math.Min(height, width))
+                && pixels >= 1 && pixels <= maxShift)
             {
                 shift = pixels;
             }
             else
             {
-                throw new ArgumentException($"'{part}' in '{text}' is not an augmentation: use {Syntax}, with a shift from 1 to {Math.Min(height, width) - 1} pixels");
+                string range = maxShift == int.MaxValue ? "of 1 pixel or more" : $"from 1 to {maxShift} pixels";
+                throw new ArgumentException($"'{part}' in '{text}' is not an augmentation: use {Syntax}, with a shift {range}");
             }
         }
-        return new Augmentation(shift, flip, channels, height, width, background);
+        return (shift, flip);
     }
 
     /// <summary>The canonical text form, such as <c>shift:2,flip</c>.</summary>

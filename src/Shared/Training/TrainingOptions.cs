@@ -106,7 +106,17 @@ public sealed record TrainingOptions
             throw new InvalidOptionException($"--clip-norm {clip} is not allowed: use a number greater than 0");
         }
         _ = ParseSchedule();
-        _ = ParseAugmentation(1, 28, 28, 0f);
+        if (Augment is not null)
+        {
+            try
+            {
+                Augmentation.CheckSyntax(Augment);
+            }
+            catch (ArgumentException e)
+            {
+                throw new InvalidOptionException($"--augment: {e.Message}");
+            }
+        }
         if (ValidationFraction is double v && !(v > 0 && v < 1))
         {
             throw new InvalidOptionException($"--validation {v} is not allowed: use a fraction in (0, 1), e.g. 0.1");
@@ -134,12 +144,17 @@ public sealed record TrainingOptions
         }
     }
 
-    /// <summary>The augmentation named by <see cref="Augment"/> for images of this shape, or null; throws <see cref="InvalidOptionException"/> for a bad one.</summary>
-    public Augmentation? ParseAugmentation(int channels, int height, int width, float background)
+    /// <summary>
+    /// The augmentation named by <see cref="Augment"/> for the training images of
+    /// <paramref name="data"/>, or null; throws <see cref="InvalidOptionException"/> for a bad one.
+    /// (<see cref="Validate"/> checks only the form: how far an image may shift depends on its size.)
+    /// </summary>
+    public Augmentation? ParseAugmentation(FashionMnist data)
     {
         try
         {
-            return Augment is null ? null : Augmentation.Parse(Augment, channels, height, width, background);
+            var images = data.Train;
+            return Augment is null ? null : Augmentation.Parse(Augment, images.Channels, images.Height, images.Width, data.Normalization.Background);
         }
         catch (ArgumentException e)
         {

@@ -32,11 +32,13 @@ public sealed class TrainingRun
 {
     private readonly TrainingOptions _options;
     private readonly FashionMnist _data;
+    private readonly Augmentation? _augmentation;
 
     /// <summary>Prepares a run; <paramref name="options"/> must have been validated.</summary>
     public TrainingRun(TrainingOptions options, ModelSpec spec, FashionMnist data)
     {
         spec.RequireFits(data);
+        _augmentation = options.ParseAugmentation(data);
         _options = options;
         _data = data;
         Model = new Sequential(spec);
@@ -72,7 +74,7 @@ public sealed class TrainingRun
         }
         var batches = new BatchIterator(train, _options.Batch, _options.Seed)
         {
-            Augmentation = _options.ParseAugmentation(train.Channels, train.Height, train.Width, _data.Normalization.Background),
+            Augmentation = _augmentation,
         };
         var best = new BestSnapshot(Model);
         var results = new List<EpochResult>();
