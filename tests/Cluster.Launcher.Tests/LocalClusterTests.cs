@@ -51,6 +51,29 @@ public sealed class LocalClusterTests
         Assert.Contains("staleness histogram {0:", output.ToString());
     }
 
+    [Fact]
+    public void BenchScalingRunsEachWorkerCountAndWritesTheReport()
+    {
+        using var scratch = new ScratchDirectory();
+        string outDir = scratch.File("scaling");
+
+        var (code, output, error) = CliRunner.Run("bench", "scaling", "--workers", "1,2", "--model", "mlp", "--mode", "sync",
+            "--compute", "emulated", "--emulated-compute-ms", "2", "--samples-per-run", "1", "--out", outDir);
+
+        Assert.True(code == 0, output + error);
+        string csv = Path.Combine(outDir, "scaling-mlp-sync-emulated.csv");
+        string[] rows = File.ReadAllLines(csv);
+        Assert.Equal(3, rows.Length);
+        foreach (string row in rows[1..])
+        {
+            string[] cells = row.Split(',');
+            double imagesPerSec = double.Parse(cells[6], System.Globalization.CultureInfo.InvariantCulture);
+            double efficiency = double.Parse(cells[8], System.Globalization.CultureInfo.InvariantCulture);
+            Assert.True(imagesPerSec > 0 && efficiency > 0.05 && efficiency < 2, row);
+        }
+        Assert.True(new FileInfo(Path.ChangeExtension(csv, ".png")).Length > 1000);
+    }
+
     [Theory]
     [InlineData("--workers", "0", "--workers 0")]
     [InlineData("--mode", "eventual", "eventual")]
