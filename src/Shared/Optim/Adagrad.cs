@@ -30,14 +30,14 @@ public sealed class Adagrad : Optimizer
     public float Epsilon { get; }
 
     /// <inheritdoc/>
-    protected override void Update(Span<float> parameters, ReadOnlySpan<float> gradients)
+    protected override void Update(int offset, Span<float> parameters, ReadOnlySpan<float> gradients)
     {
         float rate = LearningRate;
         for (int i = 0; i < parameters.Length; i++)
         {
             float g = gradients[i];
-            float s = _sum[i] + g * g;
-            _sum[i] = s;
+            float s = _sum[offset + i] + g * g;
+            _sum[offset + i] = s;
             parameters[i] -= rate * g / (MathF.Sqrt(s) + Epsilon);
         }
     }

@@ -19,6 +19,6 @@ public sealed class Adam : Optimizer
     }
 
     /// <inheritdoc/>
-    protected override void Update(Span<float> parameters, ReadOnlySpan<float> gradients) =>
-        _moments.Apply(parameters, gradients, Options, LearningRate, StepCount);
+    protected override void Update(int offset, Span<float> parameters, ReadOnlySpan<float> gradients) =>
+        _moments.Apply(offset, parameters, gradients, Options, LearningRate, StepCount);
 }

@@ -23,14 +23,21 @@ internal sealed class AdamMoments
         _v = new float[size];
     }
 
-    /// <summary>Applies step <paramref name="step"/> (from 1) with step size <paramref name="learningRate"/>.</summary>
-    public void Apply(Span<float> parameters, ReadOnlySpan<float> gradients, OptimizerOptions options, float learningRate, long step)
+    /// <summary>
+    /// Applies step <paramref name="step"/> (from 1) with step size <paramref name="learningRate"/>
+    /// to the slice at <paramref name="offset"/>. The scalar tail computes exactly what the vector
+    /// lanes compute, so the result does not depend on where a slice starts.
+    /// </summary>
+    public void Apply(int offset, Span<float> parameters, ReadOnlySpan<float> gradients, OptimizerOptions options, float learningRate, long step)
     {
         float b1 = options.Beta1, b2 = options.Beta2;
         float correction1 = 1f - MathF.Pow(b1, step);
         float correction2 = 1f - MathF.Pow(b2, step);
         float stepSize = learningRate / correction1;
         float rootCorrection2 = MathF.Sqrt(correction2);
+        var moment1 = _m.AsSpan(offset, parameters.Length);
+        var moment2 = _v.AsSpan(offset, parameters.Length);
+        float inverseRoot = 1f / rootCorrection2;
         int i = 0;
         int width = Vector<float>.Count;
         var vb1 = new Vector<float>(b1);
@@ -38,24 +45,26 @@ internal sealed class AdamMoments
         var v1b1 = new Vector<float>(1f - b1);
         var v1b2 = new Vector<float>(1f - b2);
         var vStep = new Vector<float>(stepSize);
-        var vRoot = new Vector<float>(1f / rootCorrection2);
+        var vRoot = new Vector<float>(inverseRoot);
         var vEps = new Vector<float>(options.Epsilon);
         for (; i <= parameters.Length - width; i += width)
         {
             var g = new Vector<float>(gradients[i..]);
-            var m = vb1 * new Vector<float>(_m.AsSpan(i)) + v1b1 * g;
-            var v = vb2 * new Vector<float>(_v.AsSpan(i)) + v1b2 * g * g;
-            m.CopyTo(_m.AsSpan(i));
-            v.CopyTo(_v.AsSpan(i));
+            var m = vb1 * new Vector<float>(moment1[i..]) + v1b1 * g;
+            var v = vb2 * new Vector<float>(moment2[i..]) + v1b2 * g * g;
+            m.CopyTo(moment1[i..]);
+            v.CopyTo(moment2[i..]);
             var w = new Vector<float>(parameters[i..]) - vStep * m / (Vector.SquareRoot(v) * vRoot + vEps);
             w.CopyTo(parameters[i..]);
         }
         for (; i < parameters.Length; i++)
         {
             float g = gradients[i];
-            _m[i] = b1 * _m[i] + (1f - b1) * g;
-            _v[i] = b2 * _v[i] + (1f - b2) * g * g;
-            parameters[i] -= stepSize * _m[i] / (MathF.Sqrt(_v[i]) / rootCorrection2 + options.Epsilon);
+            float m = b1 * moment1[i] + (1f - b1) * g;
+            float v = b2 * moment2[i] + (1f - b2) * g * g;
+            moment1[i] = m;
+            moment2[i] = v;
+            parameters[i] -= stepSize * m / (MathF.Sqrt(v) * inverseRoot + options.Epsilon);
         }
     }
 }

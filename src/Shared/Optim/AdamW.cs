@@ -25,7 +25,7 @@ public sealed class AdamW : Optimizer
     protected override bool FoldsWeightDecayIntoGradient => false;
 
     /// <inheritdoc/>
-    protected override void Update(Span<float> parameters, ReadOnlySpan<float> gradients)
+    protected override void Update(int offset, Span<float> parameters, ReadOnlySpan<float> gradients)
     {
         float lambda = Options.WeightDecay;
         if (lambda > 0f)
@@ -33,13 +33,13 @@ public sealed class AdamW : Optimizer
             float keep = 1f - LearningRate * lambda;
             foreach (var p in Layout)
             {
-                if (p.Decays)
+                if (DecayingPart(p, offset, parameters.Length, out int start, out int count))
                 {
-                    var w = parameters.Slice(p.Offset, p.Length);
+                    var w = parameters.Slice(start, count);
                     TensorPrimitives.Multiply(w, keep, w);
                 }
             }
         }
-        _moments.Apply(parameters, gradients, Options, LearningRate, StepCount);
+        _moments.Apply(offset, parameters, gradients, Options, LearningRate, StepCount);
     }
 }

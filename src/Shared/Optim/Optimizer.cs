@@ -73,32 +73,71 @@ public abstract class Optimizer
         {
             throw new ArgumentException($"optimizer built for {Size} parameters got {parameters.Length} parameters and {gradients.Length} gradients");
         }
-        StepCount++;
-        Update(parameters, WithWeightDecay(parameters, gradients));
+        BeginStep();
+        StepSlice(0, parameters, gradients);
     }
 
     /// <summary>
-    /// The optimizer's own rule, given the gradient with weight decay already added (when
-    /// <see cref="FoldsWeightDecayIntoGradient"/>).
+    /// Starts a step taken slice by slice with <see cref="StepSlice"/>: a parameter server updates
+    /// each part of the weights as soon as its gradients are in, and the update is element-wise, so
+    /// the slices together are exactly one <see cref="Step"/>.
     /// </summary>
-    protected abstract void Update(Span<float> parameters, ReadOnlySpan<float> gradients);
+    public void BeginStep() => StepCount++;
 
-    private ReadOnlySpan<float> WithWeightDecay(ReadOnlySpan<float> parameters, ReadOnlySpan<float> gradients)
+    /// <summary>
+    /// Applies the step begun by <see cref="BeginStep"/> to the parameters at
+    /// [<paramref name="offset"/>, offset + length) of the flat buffer; <paramref name="parameters"/>
+    /// and <paramref name="gradients"/> are that slice. Each slice once per step.
+    /// </summary>
+    public void StepSlice(int offset, Span<float> parameters, ReadOnlySpan<float> gradients)
+    {
+        if (StepCount == 0)
+        {
+            throw new InvalidOperationException("StepSlice needs BeginStep first");
+        }
+        if (offset < 0 || parameters.Length != gradients.Length || offset + parameters.Length > Size)
+        {
+            throw new ArgumentException($"slice at {offset} of {parameters.Length} parameters and {gradients.Length} gradients does not fit an optimizer of {Size} parameters");
+        }
+        Update(offset, parameters, WithWeightDecay(offset, parameters, gradients));
+    }
+
+    /// <summary>
+    /// The optimizer's own rule for the slice at <paramref name="offset"/> of the flat buffers, given
+    /// the gradient with weight decay already added (when <see cref="FoldsWeightDecayIntoGradient"/>).
+    /// State buffers are indexed from <paramref name="offset"/>.
+    /// </summary>
+    protected abstract void Update(int offset, Span<float> parameters, ReadOnlySpan<float> gradients);
+
+    /// <summary>
+    /// Where the decaying tensor <paramref name="p"/> overlaps the slice [offset, offset + length):
+    /// false when it does not; otherwise the overlap's start within the slice and its length.
+    /// </summary>
+    protected static bool DecayingPart(NamedParameter p, int offset, int length, out int start, out int count)
+    {
+        int from = Math.Max(p.Offset, offset), to = Math.Min(p.Offset + p.Length, offset + length);
+        start = from - offset;
+        count = to - from;
+        return p.Decays && count > 0;
+    }
+
+    private ReadOnlySpan<float> WithWeightDecay(int offset, ReadOnlySpan<float> parameters, ReadOnlySpan<float> gradients)
     {
         if (Options.WeightDecay == 0f || !FoldsWeightDecayIntoGradient)
         {
             return gradients;
         }
         _decayed ??= new float[Size];
-        gradients.CopyTo(_decayed);
+        var decayed = _decayed.AsSpan(offset, gradients.Length);
+        gradients.CopyTo(decayed);
         foreach (var p in _layout)
         {
-            if (p.Decays)
+            if (DecayingPart(p, offset, gradients.Length, out int start, out int count))
             {
-                var g = _decayed.AsSpan(p.Offset, p.Length);
-                TensorPrimitives.MultiplyAdd(parameters.Slice(p.Offset, p.Length), Options.WeightDecay, g, g);
+                var g = decayed.Slice(start, count);
+                TensorPrimitives.MultiplyAdd(parameters.Slice(start, count), Options.WeightDecay, g, g);
             }
         }
-        return _decayed;
+        return decayed;
     }
 }

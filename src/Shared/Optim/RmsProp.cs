@@ -34,18 +34,18 @@ public sealed class RmsProp : Optimizer
     public float Momentum { get; }
 
     /// <inheritdoc/>
-    protected override void Update(Span<float> parameters, ReadOnlySpan<float> gradients)
+    protected override void Update(int offset, Span<float> parameters, ReadOnlySpan<float> gradients)
     {
         float alpha = Options.Alpha, epsilon = Options.Epsilon, rate = LearningRate;
         for (int i = 0; i < parameters.Length; i++)
         {
             float g = gradients[i];
-            float v = alpha * _square[i] + (1f - alpha) * g * g;
-            _square[i] = v;
+            float v = alpha * _square[offset + i] + (1f - alpha) * g * g;
+            _square[offset + i] = v;
             float scaled = g / (MathF.Sqrt(v) + epsilon);
             if (Momentum > 0f)
             {
-                scaled = _buffer[i] = Momentum * _buffer[i] + scaled;
+                scaled = _buffer[offset + i] = Momentum * _buffer[offset + i] + scaled;
             }
             parameters[i] -= rate * scaled;
         }

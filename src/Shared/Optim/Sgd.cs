@@ -32,22 +32,24 @@ public sealed class Sgd : Optimizer
     public bool Nesterov { get; }
 
     /// <inheritdoc/>
-    protected override void Update(Span<float> parameters, ReadOnlySpan<float> gradients)
+    protected override void Update(int offset, Span<float> parameters, ReadOnlySpan<float> gradients)
     {
         if (Momentum == 0f)
         {
             TensorPrimitives.MultiplyAdd(gradients, -LearningRate, parameters, parameters);
             return;
         }
-        TensorPrimitives.MultiplyAdd(_velocity, Momentum, gradients, _velocity);
+        var velocity = _velocity.AsSpan(offset, parameters.Length);
+        TensorPrimitives.MultiplyAdd(velocity, Momentum, gradients, velocity);
         if (Nesterov)
         {
-            TensorPrimitives.MultiplyAdd(_velocity, Momentum, gradients, _lookahead);
-            TensorPrimitives.MultiplyAdd(_lookahead, -LearningRate, parameters, parameters);
+            var lookahead = _lookahead.AsSpan(offset, parameters.Length);
+            TensorPrimitives.MultiplyAdd(velocity, Momentum, gradients, lookahead);
+            TensorPrimitives.MultiplyAdd(lookahead, -LearningRate, parameters, parameters);
         }
         else
         {
-            TensorPrimitives.MultiplyAdd(_velocity, -LearningRate, parameters, parameters);
+            TensorPrimitives.MultiplyAdd(velocity, -LearningRate, parameters, parameters);
         }
     }
 }

@@ -161,3 +161,48 @@ public sealed class OptimizerTests
         return result;
     }
 }
+
+public sealed class SlicedStepTests
+{
+    public static TheoryData<string> Names => new(OptimizerOptions.Names);
+
+    /// <summary>
+    /// A parameter server updates each chunk of the weights as soon as its gradients are in: the
+    /// slices of a step must together be exactly one whole step, bit for bit, wherever the slices
+    /// fall (here across tensor boundaries and off the vector width), with weight decay and state.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Names))]
+    public void Steps_taken_slice_by_slice_equal_whole_steps_bit_for_bit(string name)
+    {
+        NamedParameter[] layout = [new("0.weight", 0, [37, 5], true), new("0.bias", 185, [37], false), new("1.weight", 222, [101], true)];
+        var options = new OptimizerOptions { Name = name, LearningRate = 0.05f, Momentum = 0.9f, WeightDecay = 0.01f };
+        var whole = Optimizer.Create(options, layout);
+        var sliced = Optimizer.Create(options, layout);
+        var random = new Cluster.Tensors.SeededRandom(5);
+        float[] a = new float[323];
+        foreach (ref float v in a.AsSpan())
+        {
+            v = random.NextGaussian();
+        }
+        float[] b = (float[])a.Clone();
+        int[] cuts = [0, 13, 100, 185, 230, 300, 323];
+        for (int step = 0; step < 4; step++)
+        {
+            float[] gradient = new float[a.Length];
+            foreach (ref float v in gradient.AsSpan())
+            {
+                v = random.NextGaussian();
+            }
+            whole.Step(a, gradient);
+            sliced.BeginStep();
+            // Slices in backward order, as gradients arrive.
+            for (int c = cuts.Length - 2; c >= 0; c--)
+            {
+                int from = cuts[c], length = cuts[c + 1] - cuts[c];
+                sliced.StepSlice(from, b.AsSpan(from, length), gradient.AsSpan(from, length));
+            }
+        }
+        Assert.Equal(a, b);
+    }
+}
