@@ -17,9 +17,9 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
 {
     private TrainingCoordinator Coordinator => run;
 
-    private int ChunkFloats => run.Options.ChunkFloats;
+    private int ChunkFloats => run.Store.ChunkFloats;
 
-    private int ChunkCount => (run.Store.Size + ChunkFloats - 1) / ChunkFloats;
+    private int ChunkCount => run.Store.ChunkCount;
 
     /// <summary>A worker joins: its rank, its shard, the model and the settings.</summary>
     public Task<JoinReply> Join(JoinRequest request, ServerCallContext context)
@@ -47,6 +47,7 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
                 TotalSteps = run.TotalSamples,
                 Compute = run.Options.Compute,
                 EmulatedComputeMs = run.Options.EmulatedComputeMs,
+                EmulatedChunkReadyMs = { run.Options.EmulatedChunkReadyMs },
                 Threads = run.Options.WorkerThreads,
                 Augment = t.Augment ?? "",
             },
@@ -76,20 +77,28 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
         }
     }
 
-    /// <summary>A worker's long-lived stream: pull requests answered with weight chunks, and gradients as chunks.</summary>
+    /// <summary>
+    /// A worker's long-lived stream: gradients as chunks, and pull requests answered with weight
+    /// chunks. A pull is answered while the stream goes on reading, so a worker in sync mode asks
+    /// for the next version before it pushes and receives each chunk of it as soon as it is final.
+    /// Pulls are answered one after the other, in the order they were asked.
+    /// </summary>
     public async Task Exchange(IAsyncStreamReader<ReceivedExchangeRequest> requestStream, IServerStreamWriter<WeightChunk> responseStream, ServerCallContext context)
     {
         PushAssembly? push = null;
+        Task pulling = Task.CompletedTask;
+        // A failed pull (a version from the future) ends the call even while it waits for a request.
+        using var failed = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
         try
         {
-            while (await requestStream.MoveNext(context.CancellationToken).ConfigureAwait(false))
+            while (await requestStream.MoveNext(failed.Token).ConfigureAwait(false))
             {
                 var request = requestStream.Current;
                 using var chunk = request.Chunk;
                 switch (request)
                 {
-                    case { Pull: { } pull } when push is null:
-                        await ServePullAsync(pull, responseStream, context.CancellationToken).ConfigureAwait(false);
+                    case { Pull: { } pull }:
+                        pulling = ServePullAfterAsync(pulling, pull, responseStream, failed);
                         break;
                     case { Chunk: { } received }:
                         push ??= new PushAssembly(this);
@@ -101,19 +110,49 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
                         }
                         break;
                     default:
-                        throw Reject(StatusCode.InvalidArgument, push is null
-                            ? "exchange request holds neither a pull nor a gradient chunk"
-                            : "exchange: a pull arrived in the middle of a push");
+                        throw Reject(StatusCode.InvalidArgument, "exchange request holds neither a pull nor a gradient chunk");
                 }
             }
             if (push is not null)
             {
                 throw Reject(StatusCode.InvalidArgument, "exchange ended in the middle of a push");
             }
+            await pulling.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (pulling.IsFaulted && !context.CancellationToken.IsCancellationRequested)
+        {
+            await pulling.ConfigureAwait(false);
         }
         finally
         {
             push?.Abandon();
+            if (!pulling.IsCompleted)
+            {
+                // Nothing may write to the response once the call has ended.
+                await failed.CancelAsync().ConfigureAwait(false);
+                try
+                {
+                    await pulling.ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is OperationCanceledException or RpcException)
+                {
+                    // The call is ending for another reason, which is the one reported.
+                }
+            }
+        }
+    }
+
+    private async Task ServePullAfterAsync(Task previous, PullRequest pull, IAsyncStreamWriter<WeightChunk> writer, CancellationTokenSource failed)
+    {
+        try
+        {
+            await previous.ConfigureAwait(false);
+            await ServePullAsync(pull, writer, failed.Token).ConfigureAwait(false);
+        }
+        catch
+        {
+            await failed.CancelAsync().ConfigureAwait(false);
+            throw;
         }
     }
 
@@ -127,24 +166,28 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
         long start = System.Diagnostics.Stopwatch.GetTimestamp();
         await run.Membership.AllJoined.WaitAsync(cancel).ConfigureAwait(false);
         var snapshot = await run.Rule.AcquireForPullAsync(worker.Id, request.MinVersion, cancel).ConfigureAwait(false);
-        double waited = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        double held = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        // A worker in sync mode asks for the next version before it computes: the time its pull is
+        // held is mostly its own compute; what it waited for is the others of the step.
+        bool streamed = run.Rule.TakesChunks && request.MinVersion > 0;
         try
         {
-            int count = ChunkCount;
-            var bytes = snapshot.Bytes.AsMemory();
-            for (int i = 0; i < count; i++)
+            int count = snapshot.ChunkCount;
+            var sent = new bool[count];
+            for (int n = 0; n < count; n++)
             {
-                int offset = i * ChunkFloats * sizeof(float);
-                int length = Math.Min(ChunkFloats * sizeof(float), bytes.Length - offset);
-                await writer.WriteAsync(new WeightChunk
+                // A version still being built is sent in the order its chunks become final.
+                int index = await snapshot.ReadyChunkAsync(n, cancel).ConfigureAwait(false);
+                if (index < 0)
                 {
-                    Version = snapshot.Version,
-                    Index = i,
-                    Count = count,
-                    Data = UnsafeByteOperations.UnsafeWrap(bytes.Slice(offset, length)),
-                    Finished = run.Rule.Finished,
-                    WaitedMs = i == 0 ? waited : 0,
-                }, cancel).ConfigureAwait(false);
+                    await SendRestAsync(writer, sent, cancel).ConfigureAwait(false);
+                    break;
+                }
+                sent[index] = true;
+                // NOTE: the wait for the rule: how long the pull was held back (first chunk), or how
+                // long this worker's gradient waited for the others of the step (last chunk).
+                double waited = !streamed ? (n == 0 ? held : 0) : n == count - 1 ? run.Rule.StepWaitMs(worker.Id) : 0;
+                await writer.WriteAsync(ChunkOf(snapshot, index, waited), cancel).ConfigureAwait(false);
             }
         }
         finally
@@ -152,6 +195,40 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
             snapshot.Release();
         }
         worker.LastSeenMs = run.Recorder.NowMs;
+    }
+
+    /// <summary>The run ended while a version was being built: the chunks not yet sent come from the last published one.</summary>
+    private async Task SendRestAsync(IAsyncStreamWriter<WeightChunk> writer, bool[] sent, CancellationToken cancel)
+    {
+        var current = run.Store.Acquire();
+        try
+        {
+            for (int i = 0; i < sent.Length; i++)
+            {
+                if (!sent[i])
+                {
+                    await writer.WriteAsync(ChunkOf(current, i, 0), cancel).ConfigureAwait(false);
+                }
+            }
+        }
+        finally
+        {
+            current.Release();
+        }
+    }
+
+    private WeightChunk ChunkOf(WeightSnapshot snapshot, int index, double waitedMs)
+    {
+        var (offset, length) = run.Store.Chunk(index);
+        return new WeightChunk
+        {
+            Version = snapshot.Version,
+            Index = index,
+            Count = snapshot.ChunkCount,
+            Data = UnsafeByteOperations.UnsafeWrap(snapshot.Bytes.AsMemory(offset * sizeof(float), length * sizeof(float))),
+            Finished = run.Rule.Finished,
+            WaitedMs = waitedMs,
+        };
     }
 
     /// <summary>
@@ -163,6 +240,8 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
         private float[]? _buffer;
         private ReceivedGradientChunk? _first;
         private int _received;
+        private Contribution? _contribution;
+        private PushOutcome? _refused;
 
         private TrainingCoordinator Run => service.Coordinator;
 
@@ -207,9 +286,22 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
             }
             if (!FloatBytes.CopyFinite(chunk.Data, _buffer.AsSpan(offset, floats)))
             {
-                throw service.Reject(StatusCode.InvalidArgument, $"push from worker {_first.WorkerId}: chunk {chunk.Index} holds NaN or Inf; the gradient is refused and the weights are untouched");
+                throw service.Reject(StatusCode.InvalidArgument, $"push from worker {_first.WorkerId}: chunk {chunk.Index} holds NaN or Inf; the gradient is refused and the weights are untouched by it");
             }
             _received++;
+            if (Run.Rule.TakesChunks)
+            {
+                // The rule sums each chunk as soon as every worker's is in: hand it over checked.
+                if (_contribution is null && _refused is null)
+                {
+                    _contribution = Run.Rule.Open(_first.WorkerId, _first.Step, _first.BaseVersion, _buffer!, _first.Loss, _first.Samples, out var refused);
+                    _refused = _contribution is null ? refused : null;
+                }
+                if (_contribution is not null)
+                {
+                    Run.Rule.ChunkArrived(_contribution, chunk.Index);
+                }
+            }
         }
 
         public PushReply Submit()
@@ -221,15 +313,32 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
             var worker = service.Known(_first!.WorkerId);
             worker.Pushes++;
             worker.LastSeenMs = Run.Recorder.NowMs;
+            if (Run.Rule.TakesChunks)
+            {
+                var taken = _refused ?? Run.Rule.Close(_contribution!);
+                if (_contribution is null)
+                {
+                    Run.Pool.Return(_buffer!);
+                }
+                _contribution = null;
+                _buffer = null;
+                return new PushReply { Version = Run.Store.Version, Outcome = OutcomeName(taken) };
+            }
             var gradient = new Gradient(_first.WorkerId, _first.Step, _first.BaseVersion, _buffer!, _first.Loss, _first.Samples);
             _buffer = null;
             var outcome = Run.Rule.Submit(gradient);
             return new PushReply { Version = Run.Store.Version, Outcome = OutcomeName(outcome) };
         }
 
-        /// <summary>Gives the buffer back if the push did not reach the rule.</summary>
+        /// <summary>Gives the buffer back if the push did not reach the rule, or takes what the rule already has of it out.</summary>
         public void Abandon()
         {
+            if (_contribution is not null)
+            {
+                Run.Rule.Abandon(_contribution);
+                _contribution = null;
+                _buffer = null;
+            }
             if (_buffer is not null)
             {
                 Run.Pool.Return(_buffer);

@@ -18,6 +18,7 @@ public sealed class RunRecorder
     private long _stepStart = -1;
     private double _firstArrivalMs;
     private double _lastApplyMs = -1;
+    private readonly List<double> _stepMs = [];
     private double _stepMsSum;
     private long _stepCount;
     private long _samples;
@@ -74,6 +75,7 @@ public sealed class RunRecorder
             {
                 _stepMsSum += now - _lastApplyMs;
                 _stepCount++;
+                _stepMs.Add(now - _lastApplyMs);
             }
             _lastApplyMs = now;
             foreach (long s in staleness)
@@ -122,6 +124,31 @@ public sealed class RunRecorder
         lock (_lock)
         {
             return _lastArrivalMs.TryGetValue(worker, out double ms) ? ms : 0;
+        }
+    }
+
+    /// <summary>Steps left out of <see cref="SteadyStepMs"/>: while every process's JIT and the connections warm up.</summary>
+    public const int WarmUpSteps = 50;
+
+    /// <summary>
+    /// Mean time between updates once warm, in ms: after the first <see cref="WarmUpSteps"/>, or
+    /// over the second half of a run shorter than twice that. What throughput benchmarks report.
+    /// </summary>
+    public double SteadyStepMs
+    {
+        get
+        {
+            lock (_lock)
+            {
+                int skip = _stepMs.Count >= 2 * WarmUpSteps ? WarmUpSteps : _stepMs.Count / 2;
+                int n = _stepMs.Count - skip;
+                double sum = 0;
+                for (int i = skip; i < _stepMs.Count; i++)
+                {
+                    sum += _stepMs[i];
+                }
+                return n == 0 ? 0 : sum / n;
+            }
         }
     }
 

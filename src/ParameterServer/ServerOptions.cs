@@ -25,13 +25,22 @@ public sealed record ServerOptions
     public string Mode { get; init; } = "sync";
 
     /// <summary>Floats per chunk on the wire: 65,536 (256 KiB), small enough that a worker sends most of a model's gradient during backward.</summary>
-    public int ChunkFloats { get; init; } = 64 * 1024;
+    public int ChunkFloats { get; init; } = ParameterStore.DefaultChunkFloats;
 
     /// <summary>real: workers run the engine; emulated: they wait <see cref="EmulatedComputeMs"/> instead. Default real.</summary>
     public string Compute { get; init; } = "real";
 
     /// <summary>With emulated compute, the wait that replaces each forward/backward pass, in ms.</summary>
     public double EmulatedComputeMs { get; init; }
+
+    /// <summary>
+    /// With emulated compute, when each gradient chunk (index order) becomes final within the wait,
+    /// in ms: the workers release them then, as the real backward does. Empty: all at the end.
+    /// </summary>
+    public IReadOnlyList<double> EmulatedChunkReadyMs { get; init; } = [];
+
+    /// <summary>Evaluate the test set after every epoch (default), or only after the last one (throughput benchmarks).</summary>
+    public bool EvaluateEachEpoch { get; init; } = true;
 
     /// <summary>Stop when the test accuracy first reaches this fraction (time-to-accuracy), or null.</summary>
     public double? TargetAccuracy { get; init; }
@@ -47,6 +56,25 @@ public sealed record ServerOptions
 
     /// <summary>Total workers expected: N + b.</summary>
     public int ExpectedWorkers => Workers + BackupWorkers;
+
+    /// <summary>Parses a comma-separated list of times in ms given to <paramref name="flag"/>; null or empty gives none.</summary>
+    public static IReadOnlyList<double> ParseMilliseconds(string flag, string? text)
+    {
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return [];
+        }
+        var values = new List<double>();
+        foreach (string part in text.Split(',', StringSplitOptions.TrimEntries))
+        {
+            if (!double.TryParse(part, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double ms) || !double.IsFinite(ms))
+            {
+                throw new InvalidOptionException($"{flag} '{text}': '{part}' is not a time in ms; use comma-separated numbers, e.g. 12.5,3.1");
+            }
+            values.Add(ms);
+        }
+        return values;
+    }
 
     /// <summary>Throws <see cref="InvalidOptionException"/> for the first setting out of range; returns the parsed mode.</summary>
     public ConsistencyMode Validate()
@@ -75,6 +103,13 @@ public sealed record ServerOptions
         if (Compute == "emulated" && !(EmulatedComputeMs >= 0))
         {
             throw new InvalidOptionException($"--emulated-compute-ms {EmulatedComputeMs} is not allowed: use 0 or more");
+        }
+        foreach (double ms in EmulatedChunkReadyMs)
+        {
+            if (!(ms >= 0 && ms <= EmulatedComputeMs))
+            {
+                throw new InvalidOptionException($"--emulated-chunk-ready-ms: {ms} is not allowed: each time must be from 0 to --emulated-compute-ms ({EmulatedComputeMs})");
+            }
         }
         if (TargetAccuracy is double t && !(t > 0 && t <= 1))
         {

@@ -17,6 +17,7 @@ public static class StatusBuilder
             RejectedPushes = run.Recorder.Rejected,
             DroppedLate = run.Recorder.DroppedLate,
             MeanStepMs = run.Recorder.MeanStepMs,
+            SteadyStepMs = run.Recorder.SteadyStepMs,
             LastLoss = run.Recorder.LastLoss,
             Seconds = run.Recorder.Seconds,
             Samples = run.Recorder.Samples,

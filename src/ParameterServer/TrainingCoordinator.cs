@@ -46,10 +46,14 @@ public sealed class TrainingCoordinator : IDisposable
         var model = new Sequential(spec);
         model.Initialize(options.Training.Seed);
         Layout = model.NamedParameters;
-        Store = new ParameterStore(model.Parameters, Optimizer.Create(options.Training.OptimizerOptions, model.NamedParameters))
+        Store = new ParameterStore(model.Parameters, Optimizer.Create(options.Training.OptimizerOptions, model.NamedParameters), options.ChunkFloats)
         {
             ClipNorm = options.Training.ClipNorm,
         };
+        if (options.EmulatedChunkReadyMs.Count is > 0 and var given && given != Store.ChunkCount)
+        {
+            throw new InvalidOptionException($"--emulated-chunk-ready-ms gives {given} times, but {options.Training.Model} is sent in {Store.ChunkCount} chunks of {Store.ChunkFloats} floats: give one per chunk");
+        }
         _schedule = options.Training.ParseSchedule();
         // Workers build their own augmentation from the settings; a bad one is refused here, before any joins.
         _ = options.Training.ParseAugmentation(data);
@@ -131,9 +135,12 @@ public sealed class TrainingCoordinator : IDisposable
             _epochLossSum = 0;
             _epochSamples = 0;
             bool last = samples >= TotalSamples;
-            lock (_evaluations)
+            if (last || Options.EvaluateEachEpoch)
             {
-                _evaluations.Add(Task.Run(() => Evaluate(weights, epoch)));
+                lock (_evaluations)
+                {
+                    _evaluations.Add(Task.Run(() => Evaluate(weights, epoch)));
+                }
             }
             if (last)
             {

@@ -51,7 +51,7 @@ public sealed class ParameterClient : IDisposable
     public async Task<PullResult> PullAsync(int worker, long minVersion, float[] weights, CancellationToken cancel)
     {
         using var call = _invoker.AsyncServerStreamingCall(WireMethods.Worker.Pull, null, new CallOptions(cancellationToken: cancel), new PullRequest { WorkerId = worker, MinVersion = minVersion });
-        return await ReadWeightsAsync(call.ResponseStream, weights, cancel).ConfigureAwait(false);
+        return await ReadWeightsAsync(call.ResponseStream, weights, ChunkFlags(weights), cancel).ConfigureAwait(false);
     }
 
     /// <summary>Pushes <paramref name="gradientBytes"/> (a float buffer wrapped by <see cref="FloatBytes.AsBytes"/>) in chunks with one Push call.</summary>
@@ -70,30 +70,54 @@ public sealed class ParameterClient : IDisposable
     public ExchangeSession OpenExchange(CancellationToken cancel) =>
         new(_invoker.AsyncDuplexStreamingCall(WireMethods.Worker.Exchange, null, new CallOptions(cancellationToken: cancel)));
 
-    /// <summary>Reads one pull's chunks (as many as the first announces) into <paramref name="weights"/>.</summary>
-    internal static async Task<PullResult> ReadWeightsAsync(IAsyncStreamReader<ReceivedWeightChunk> reader, float[] weights, CancellationToken cancel)
+    /// <summary>
+    /// Reads one pull's chunks (as many as the first announces, each once, in any order: a version
+    /// still being built arrives in the order its chunks became final) into <paramref name="weights"/>.
+    /// <paramref name="received"/> is scratch space, grown when needed.
+    /// </summary>
+    internal static async Task<PullResult> ReadWeightsAsync(IAsyncStreamReader<ReceivedWeightChunk> reader, float[] weights, bool[] received, CancellationToken cancel)
     {
-        int offset = 0, received = 0, count = 1;
-        var result = new PullResult(-1, false, 0);
-        while (received < count && await reader.MoveNext(cancel).ConfigureAwait(false))
+        int got = 0, count = 1, chunkFloats = 0;
+        long version = -1;
+        bool finished = false;
+        double waited = 0;
+        while (got < count && await reader.MoveNext(cancel).ConfigureAwait(false))
         {
             using var chunk = reader.Current;
-            if (chunk.Index != received || chunk.Count < 1 || chunk.Data.Length % sizeof(float) != 0 || offset + chunk.Data.Length / sizeof(float) > weights.Length)
+            int floats = chunk.Data.Length / sizeof(float);
+            if (got == 0)
             {
-                throw new InvalidDataException($"pull: chunk {chunk.Index} of {chunk.Count} ({chunk.Data.Length} bytes) does not fit a model of {weights.Length} floats at offset {offset}");
+                count = chunk.Count;
+                if (count < 1 || count > received.Length)
+                {
+                    throw new InvalidDataException($"pull: {count} chunks announced; a model of {weights.Length} floats takes 1 to {received.Length}");
+                }
+                Array.Clear(received, 0, count);
+                // Every chunk but the last is full, so any one of them gives the chunk size.
+                chunkFloats = chunk.Index < count - 1 ? floats : count == 1 ? weights.Length : (weights.Length - floats) / (count - 1);
             }
-            count = chunk.Count;
-            FloatBytes.CopyTo(chunk.Data, weights.AsSpan(offset));
-            offset += chunk.Data.Length / sizeof(float);
-            received++;
-            result = new PullResult(chunk.Version, chunk.Finished, received == 1 ? chunk.WaitedMs : result.WaitedMs);
+            long offset = (long)chunk.Index * chunkFloats;
+            if (chunk.Index < 0 || chunk.Index >= count || chunk.Count != count || received[chunk.Index] || chunk.Data.Length % sizeof(float) != 0
+                || chunkFloats < 1 || offset >= weights.Length || floats != Math.Min(chunkFloats, weights.Length - offset))
+            {
+                throw new InvalidDataException($"pull: chunk {chunk.Index} of {chunk.Count} ({chunk.Data.Length} bytes) does not fit a model of {weights.Length} floats in {count} chunks, or came twice");
+            }
+            FloatBytes.CopyTo(chunk.Data, weights.AsSpan((int)offset, floats));
+            received[chunk.Index] = true;
+            got++;
+            version = chunk.Version;
+            finished |= chunk.Finished;
+            waited += chunk.WaitedMs;
         }
-        if (offset != weights.Length)
+        if (got != count)
         {
-            throw new InvalidDataException($"pull: received {offset} of {weights.Length} floats");
+            throw new InvalidDataException($"pull: received {got} of {count} chunks");
         }
-        return result;
+        return new PullResult(version, finished, waited);
     }
+
+    /// <summary>Scratch space for <see cref="ReadWeightsAsync"/>: a flag per chunk, for chunks of at least 1,024 floats.</summary>
+    internal static bool[] ChunkFlags(float[] weights) => new bool[Math.Max(1, (weights.Length + 1023) / 1024)];
 
     /// <summary>The chunks of one push, in ascending order; the gradient's bytes are sliced, not copied.</summary>
     internal static IEnumerable<GradientChunk> Chunks(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, int chunkFloats, float loss, int samples)
@@ -138,11 +162,27 @@ public sealed class ParameterClient : IDisposable
 /// </summary>
 public sealed class ExchangeSession(AsyncDuplexStreamingCall<ExchangeRequest, ReceivedWeightChunk> call) : IAsyncDisposable
 {
+    private bool[] _received = [];
+    private Task<PullResult>? _reading;
+
     /// <summary>Asks for the weights (not before <paramref name="minVersion"/>) and reads them into <paramref name="weights"/>.</summary>
-    public async Task<PullResult> PullAsync(int worker, long minVersion, float[] weights, CancellationToken cancel)
+    public async Task<PullResult> PullAsync(int worker, long minVersion, float[] weights, CancellationToken cancel) =>
+        await (await BeginPullAsync(worker, minVersion, weights, cancel).ConfigureAwait(false)).ConfigureAwait(false);
+
+    /// <summary>
+    /// Asks for the weights (not before <paramref name="minVersion"/>) and returns the reading of
+    /// them into <paramref name="weights"/>, which goes on while the caller computes and pushes: in
+    /// sync mode the server sends each chunk of the next version as soon as it is final.
+    /// </summary>
+    public async Task<Task<PullResult>> BeginPullAsync(int worker, long minVersion, float[] weights, CancellationToken cancel)
     {
         await WriteAsync(new ExchangeRequest { Pull = new PullRequest { WorkerId = worker, MinVersion = minVersion } }, cancel).ConfigureAwait(false);
-        return await ParameterClient.ReadWeightsAsync(call.ResponseStream, weights, cancel).ConfigureAwait(false);
+        if (_received.Length < ParameterClient.ChunkFlags(weights).Length)
+        {
+            _received = ParameterClient.ChunkFlags(weights);
+        }
+        _reading = ParameterClient.ReadWeightsAsync(call.ResponseStream, weights, _received, cancel);
+        return _reading;
     }
 
     /// <summary>
@@ -157,6 +197,12 @@ public sealed class ExchangeSession(AsyncDuplexStreamingCall<ExchangeRequest, Re
         }
         catch (RpcException) when (!cancel.IsCancellationRequested)
         {
+            if (_reading is { IsCompleted: false })
+            {
+                // A pull is reading the response: it meets the server's status first.
+                await _reading.ConfigureAwait(false);
+                throw;
+            }
             while (await call.ResponseStream.MoveNext(cancel).ConfigureAwait(false))
             {
                 call.ResponseStream.Current.Dispose();
@@ -216,6 +262,16 @@ public sealed class TimeSplitClock
             _split.WaitMs += waitMs;
             _split.Steps++;
             _split.Samples += samples;
+        }
+    }
+
+    /// <summary>Adds a pull that belongs to no step (the first one).</summary>
+    public void AddPull(double pullMs, double waitMs)
+    {
+        lock (_split)
+        {
+            _split.PullMs += Math.Max(0, pullMs - waitMs);
+            _split.WaitMs += Math.Min(pullMs, waitMs);
         }
     }
 

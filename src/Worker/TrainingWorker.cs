@@ -88,21 +88,25 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
         await using var exchange = client.OpenExchange(cancel);
         using var heartbeats = new CancellationTokenSource();
         var heartbeat = HeartbeatLoopAsync(client, join.WorkerId, heartbeats.Token);
+        // NOTE: in sync mode the next version is asked for before computing and received into a
+        // second buffer while this step computes and pushes: the server streams each chunk of it
+        // as soon as every worker's gradient for that chunk is in.
         bool sync = settings.Mode == "sync";
-        long minVersion = 0, step = 0;
+        float[] incoming = sync ? new float[model.ParameterCount] : model.Parameters;
+        Func<int, Action<float>, Action<int>, float> compute = emulated
+            ? (_, lossKnown, readyFrom) => EmulateCompute(settings, join.ChunkFloats, lossKnown, readyFrom)
+            : trainer.ComputeGradient;
+        long step = 0;
         int epoch = 0;
         batches.StartEpoch(epoch);
         try
         {
-            while (!cancel.IsCancellationRequested)
+            long t0 = Stopwatch.GetTimestamp();
+            var pulled = await exchange.PullAsync(join.WorkerId, 0, model.Parameters, cancel).ConfigureAwait(false);
+            _clock.AddPull(TimeSplitClock.Since(t0), pulled.WaitedMs);
+            while (!pulled.Finished && !cancel.IsCancellationRequested)
             {
-                long t0 = Stopwatch.GetTimestamp();
-                var pulled = await exchange.PullAsync(join.WorkerId, minVersion, model.Parameters, cancel).ConfigureAwait(false);
-                double pullMs = TimeSplitClock.Since(t0);
-                if (pulled.Finished)
-                {
-                    break;
-                }
+                var next = sync ? await exchange.BeginPullAsync(join.WorkerId, pulled.Version + 1, incoming, cancel).ConfigureAwait(false) : null;
 
                 long t1 = Stopwatch.GetTimestamp();
                 trainer.Images.SetBatchSize(settings.Batch);
@@ -112,26 +116,18 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
                     batches.StartEpoch(++epoch);
                     count = batches.Next(trainer.Images.Span, trainer.Labels);
                 }
-                float loss;
-                double pushMs;
-                if (emulated)
-                {
-                    // Scaling runs measure the wire and the server: the compute is replaced by its measured duration.
-                    Thread.Sleep(TimeSpan.FromMilliseconds(settings.EmulatedComputeMs));
-                    loss = 0f;
-                    await SlowDownAsync(cancel).ConfigureAwait(false);
-                    long t2 = Stopwatch.GetTimestamp();
-                    await exchange.PushAsync(join.WorkerId, step, pulled.Version, gradientBytes, join.ChunkFloats, loss, count, cancel).ConfigureAwait(false);
-                    pushMs = TimeSplitClock.Since(t2);
-                }
-                else
-                {
-                    (loss, pushMs) = await ComputeAndPushAsync(exchange, trainer, join, step, pulled.Version, gradientBytes, count, cancel).ConfigureAwait(false);
-                }
+                double pushMs = await ComputeAndPushAsync(exchange, join, step, pulled.Version, gradientBytes, count, compute, cancel).ConfigureAwait(false);
                 double computeMs = TimeSplitClock.Since(t1) - pushMs;
-                _clock.Add(computeMs, pushMs, Math.Max(0, pullMs - pulled.WaitedMs), pulled.WaitedMs, count);
+
+                long t2 = Stopwatch.GetTimestamp();
+                pulled = await (next ?? exchange.PullAsync(join.WorkerId, 0, model.Parameters, cancel)).ConfigureAwait(false);
+                double pullMs = TimeSplitClock.Since(t2);
+                if (sync)
+                {
+                    incoming.CopyTo(model.Parameters, 0);
+                }
+                _clock.Add(computeMs, pushMs, Math.Max(0, pullMs - pulled.WaitedMs), Math.Min(pullMs, pulled.WaitedMs), count);
                 step++;
-                minVersion = sync ? pulled.Version + 1 : 0;
             }
         }
         finally
@@ -163,11 +159,12 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
     }
 
     /// <summary>
-    /// Forward and backward, sending each gradient chunk as soon as backward has made it final
-    /// (the last layers first), so that most of the push overlaps the first layers' backward.
-    /// Returns the loss and the time spent waiting for the push after the compute ended.
+    /// Runs <paramref name="compute"/> (forward and backward), sending each gradient chunk as soon
+    /// as backward has made it final (the last layers first), so that most of the push overlaps the
+    /// first layers' backward. Returns the time spent waiting for the push after the compute ended.
     /// </summary>
-    private async Task<(float Loss, double PushMs)> ComputeAndPushAsync(ExchangeSession exchange, Trainer trainer, JoinReply join, long step, long version, ReadOnlyMemory<byte> gradientBytes, int count, CancellationToken cancel)
+    private async Task<double> ComputeAndPushAsync(ExchangeSession exchange, JoinReply join, long step, long version, ReadOnlyMemory<byte> gradientBytes, int count,
+        Func<int, Action<float>, Action<int>, float> compute, CancellationToken cancel)
     {
         int chunkFloats = join.ChunkFloats;
         int chunks = (join.ParameterCount + chunkFloats - 1) / chunkFloats;
@@ -183,7 +180,7 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
         }, cancel);
         try
         {
-            float loss = trainer.ComputeGradient(count, l => batchLoss = l, from =>
+            compute(count, l => batchLoss = l, from =>
             {
                 while (next >= 0 && (long)next * chunkFloats >= from)
                 {
@@ -198,11 +195,40 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
             long t = Stopwatch.GetTimestamp();
             ready.Writer.Complete();
             await sender.ConfigureAwait(false);
-            return (loss, TimeSplitClock.Since(t));
+            return TimeSplitClock.Since(t);
         }
         finally
         {
             ready.Writer.TryComplete();
+        }
+    }
+
+    /// <summary>
+    /// Emulated compute (scaling runs measure the wire and the server): waits as long as one
+    /// forward/backward pass takes, releasing each gradient chunk at the moment the real backward
+    /// makes it final (<c>emulated_chunk_ready_ms</c>, measured by <c>bench scaling</c>), or all at
+    /// the end when no such profile was given.
+    /// </summary>
+    private static float EmulateCompute(TrainingSettings settings, int chunkFloats, Action<float> lossKnown, Action<int> readyFrom)
+    {
+        long start = Stopwatch.GetTimestamp();
+        lossKnown(0f);
+        var readyMs = settings.EmulatedChunkReadyMs;
+        for (int k = readyMs.Count - 1; k >= 0; k--)
+        {
+            SleepUntil(start, readyMs[k]);
+            readyFrom(k * chunkFloats);
+        }
+        SleepUntil(start, settings.EmulatedComputeMs);
+        return 0f;
+    }
+
+    private static void SleepUntil(long start, double ms)
+    {
+        double left = ms - TimeSplitClock.Since(start);
+        if (left > 0)
+        {
+            Thread.Sleep(TimeSpan.FromMilliseconds(left));
         }
     }
 

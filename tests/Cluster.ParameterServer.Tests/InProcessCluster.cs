@@ -80,7 +80,7 @@ internal sealed class InProcessCluster
             var batches = new BatchIterator(Data.Train, 64, 11, shuffle: true, worker, Workers);
             int epoch = 0;
             batches.StartEpoch(epoch);
-            bool sync = Rule is SyncRule;
+            bool sync = Rule.Name == "sync";
             long minVersion = 0, step = 0;
             while (true)
             {

@@ -29,7 +29,7 @@ internal static class BenchScalingCommand
     /// Steps every worker makes at least, whatever <c>--samples-per-run</c> says: a worker process
     /// runs its first few dozen calls before the JIT has optimized them, which must not be most of a run.
     /// </summary>
-    private const int MinStepsPerWorker = 100;
+    private const int MinStepsPerWorker = 300;
 
     /// <summary>Creates <c>bench</c> with its <c>scaling</c> subcommand.</summary>
     public static Command Create(TextWriter output) => new("bench", "measure a local cluster") { CreateScaling(output) };
@@ -59,7 +59,8 @@ internal static class BenchScalingCommand
                 throw new InvalidOptionException($"--samples-per-run {perRun} is not allowed: use 1 or more");
             }
             // --epochs and --metrics are not flags here: the run length comes from --samples-per-run.
-            var options = flags.Bind(parse) with { Workers = counts[^1], Host = "127.0.0.1", Port = 0, TargetAccuracy = null };
+            // The test set is evaluated once, at the end of each run: evaluations are not training throughput.
+            var options = flags.Bind(parse) with { Workers = counts[^1], Host = "127.0.0.1", Port = 0, TargetAccuracy = null, EvaluateEachEpoch = false };
             options = options with { Training = options.Training with { Epochs = 1, Metrics = null } };
             options.Validate();
             bool emulatedGiven = parse.GetResult(flags.EmulatedComputeMs) is not null;
@@ -92,11 +93,12 @@ internal static class BenchScalingCommand
         if (options.Compute == "emulated" && !emulatedGiven)
         {
             output.WriteLine($"measuring one forward/backward pass of {options.Training.Model} at batch {options.Training.Batch} on {options.WorkerThreads} thread(s)...");
-            options = options with { EmulatedComputeMs = MeasureComputeMs(options.Training.Model, options.Training.Batch, options.WorkerThreads) };
+            var (computeMs, readyMs) = MeasureCompute(options.Training.Model, options.Training.Batch, options.WorkerThreads, options.ChunkFloats);
+            options = options with { EmulatedComputeMs = computeMs, EmulatedChunkReadyMs = readyMs };
         }
         Directory.CreateDirectory(outDir);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"bench scaling: {options.Training.Model}, mode {options.Mode}, compute {options.Compute}{(options.Compute == "emulated" ? $" ({options.EmulatedComputeMs:F2} ms per step)" : "")}, "
+            $"bench scaling: {options.Training.Model}, mode {options.Mode}, compute {options.Compute}{(options.Compute == "emulated" ? $" ({options.EmulatedComputeMs:F2} ms per step{ReadyText(options.EmulatedChunkReadyMs)})" : "")}, "
             + $"at least {samplesPerRun:N0} samples and {MinStepsPerWorker} steps per worker in each run, in whole epochs of {data.Source}; workers {string.Join(",", counts)}"));
 
         var points = new List<ScalingPoint>();
@@ -132,12 +134,17 @@ internal static class BenchScalingCommand
         return 0;
     }
 
+    private static string ReadyText(IReadOnlyList<double> readyMs) =>
+        readyMs.Count == 0 ? "" : string.Create(CultureInfo.InvariantCulture, $"; gradient chunks final at {string.Join(", ", readyMs.Select(ms => ms.ToString("F1", CultureInfo.InvariantCulture)))} ms");
+
     /// <summary>Turns the final status of a run into its figures, without the start-up of the processes.</summary>
     private static ScalingPoint ToPoint(int workers, StatusReply status)
     {
         double steadyMs = status.Version * status.MeanStepMs;
-        double imagesPerSec = status.Version > 1 && status.MeanStepMs > 0
-            ? (double)status.Samples / status.Version / (status.MeanStepMs / 1000)
+        // NOTE: throughput once warm (after the first steps, while the JIT of every process and the
+        // connections warm up), as throughput benchmarks time their iterations after a warm-up.
+        double imagesPerSec = status.Version > 1 && status.SteadyStepMs > 0
+            ? (double)status.Samples / status.Version / (status.SteadyStepMs / 1000)
             : status.ImagesPerSec;
         double compute = 0, push = 0, pull = 0, wait = 0, startup = 0;
         foreach (var w in status.Workers)
@@ -153,11 +160,16 @@ internal static class BenchScalingCommand
             wait += t.WaitMs - joinWait;
             startup += joinWait;
         }
-        return new ScalingPoint(workers, imagesPerSec, status.ImagesPerSec, compute, push, pull, wait, startup, status.Version, status.Samples, status.Seconds, status.MeanStepMs);
+        return new ScalingPoint(workers, imagesPerSec, status.ImagesPerSec, compute, push, pull, wait, startup, status.Version, status.Samples, status.Seconds, status.SteadyStepMs);
     }
 
-    /// <summary>The median time of one forward/backward pass of <paramref name="model"/> at <paramref name="batch"/>, in ms.</summary>
-    private static double MeasureComputeMs(string model, int batch, int threads)
+    /// <summary>
+    /// The median time of one forward/backward pass of <paramref name="model"/> at
+    /// <paramref name="batch"/>, in ms, and for each gradient chunk of <paramref name="chunkFloats"/>
+    /// the median time within the pass at which backward made it final (emulated workers release
+    /// their chunks then, as real ones do).
+    /// </summary>
+    private static (double ComputeMs, double[] ChunkReadyMs) MeasureCompute(string model, int batch, int threads, int chunkFloats)
     {
         using var team = new ThreadTeam(threads);
         var net = new Sequential(ModelPresets.Resolve(model)) { Team = team };
@@ -178,14 +190,38 @@ internal static class BenchScalingCommand
         {
             trainer.ComputeGradient(batch);
         }
+        int chunks = (net.ParameterCount + chunkFloats - 1) / chunkFloats;
         var times = new double[TimedSteps];
+        var ready = new double[chunks][];
+        for (int k = 0; k < chunks; k++)
+        {
+            ready[k] = new double[TimedSteps];
+        }
         for (int i = 0; i < times.Length; i++)
         {
             long start = Stopwatch.GetTimestamp();
-            trainer.ComputeGradient(batch);
+            int next = chunks - 1;
+            trainer.ComputeGradient(batch, null, from =>
+            {
+                double now = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+                for (; next >= 0 && (long)next * chunkFloats >= from; next--)
+                {
+                    ready[next][i] = now;
+                }
+            });
             times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            for (; next >= 0; next--)
+            {
+                ready[next][i] = times[i];
+            }
         }
-        Array.Sort(times);
-        return times[times.Length / 2];
+        double computeMs = Median(times);
+        return (computeMs, [.. ready.Select(r => Math.Min(Median(r), computeMs))]);
+    }
+
+    private static double Median(double[] values)
+    {
+        Array.Sort(values);
+        return values[values.Length / 2];
     }
 }

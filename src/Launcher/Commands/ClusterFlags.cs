@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Cluster.ParameterServer;
+using Cluster.Training;
 
 namespace Cluster.Launcher.Commands;
 
@@ -23,6 +24,10 @@ internal sealed class ClusterFlags
 
     public Option<double> EmulatedComputeMs { get; } = new("--emulated-compute-ms") { Description = "the wait that replaces forward/backward with --compute emulated" };
 
+    public Option<string?> EmulatedChunkReadyMs { get; } = new("--emulated-chunk-ready-ms") { Description = "with --compute emulated: when each gradient chunk becomes final within the pass, in ms, chunk 0 first (bench scaling measures it); by default every chunk at the end" };
+
+    public Option<string> Evaluate { get; } = new("--evaluate") { Description = "when the server evaluates the test set: epoch (after each) or end (after the last only)", DefaultValueFactory = _ => "epoch" };
+
     public Option<double?> TargetAccuracy { get; } = new("--target-accuracy") { Description = "stop when the test accuracy first reaches this fraction, e.g. 0.9" };
 
     public Option<int> WorkerThreads { get; } = new("--worker-threads") { Description = "compute threads per worker", DefaultValueFactory = _ => Defaults.WorkerThreads };
@@ -36,6 +41,8 @@ internal sealed class ClusterFlags
         command.Options.Add(ChunkFloats);
         command.Options.Add(Compute);
         command.Options.Add(EmulatedComputeMs);
+        command.Options.Add(EmulatedChunkReadyMs);
+        command.Options.Add(Evaluate);
         command.Options.Add(TargetAccuracy);
         command.Options.Add(WorkerThreads);
     }
@@ -49,6 +56,14 @@ internal sealed class ClusterFlags
         ChunkFloats = parse.GetValue(ChunkFloats),
         Compute = parse.GetValue(Compute)!,
         EmulatedComputeMs = parse.GetValue(EmulatedComputeMs),
+        EmulatedChunkReadyMs = ServerOptions.ParseMilliseconds("--emulated-chunk-ready-ms", parse.GetValue(EmulatedChunkReadyMs)),
+        // NOTE: commands that do not offer --evaluate (bench scaling) get the default.
+        EvaluateEachEpoch = (parse.CommandResult.Command.Options.Contains(Evaluate) ? parse.GetValue(Evaluate) : "epoch") switch
+        {
+            "epoch" => true,
+            "end" => false,
+            var other => throw new InvalidOptionException($"--evaluate '{other}' is not known: use epoch or end"),
+        },
         TargetAccuracy = parse.GetValue(TargetAccuracy),
         WorkerThreads = parse.GetValue(WorkerThreads),
     };
@@ -75,6 +90,16 @@ internal sealed class ClusterFlags
         foreach (string a in rest)
         {
             yield return a;
+        }
+        if (!o.EvaluateEachEpoch)
+        {
+            yield return "--evaluate";
+            yield return "end";
+        }
+        if (o.EmulatedChunkReadyMs.Count > 0)
+        {
+            yield return "--emulated-chunk-ready-ms";
+            yield return string.Join(",", o.EmulatedChunkReadyMs.Select(ms => ms.ToString("R", CultureInfo.InvariantCulture)));
         }
         if (o.TargetAccuracy is double t)
         {

@@ -53,6 +53,35 @@ public abstract class ConsistencyRule
     /// <summary>Takes a complete, validated gradient.</summary>
     public abstract PushOutcome Submit(Gradient gradient);
 
+    /// <summary>
+    /// Whether the rule takes a push chunk by chunk as it arrives (<see cref="Open"/>,
+    /// <see cref="ChunkArrived"/>, <see cref="Close"/>) rather than whole through <see cref="Submit"/>.
+    /// </summary>
+    public virtual bool TakesChunks => false;
+
+    /// <summary>
+    /// A push starts (its first chunk was checked): returns the contribution that its buffer
+    /// <paramref name="values"/> now is, shared with the rule, or null with the reason it is not
+    /// wanted (late, duplicate), in which case the buffer stays the caller's.
+    /// </summary>
+    public virtual Contribution? Open(int worker, long step, long baseVersion, float[] values, float loss, int samples, out PushOutcome refused) =>
+        throw new NotSupportedException($"{Name} takes whole gradients");
+
+    /// <summary>Chunk <paramref name="index"/> of <paramref name="contribution"/> was checked and copied into its buffer.</summary>
+    public virtual void ChunkArrived(Contribution contribution, int index) =>
+        throw new NotSupportedException($"{Name} takes whole gradients");
+
+    /// <summary>The push is complete; the caller lets go of the buffer.</summary>
+    public virtual PushOutcome Close(Contribution contribution) =>
+        throw new NotSupportedException($"{Name} takes whole gradients");
+
+    /// <summary>The push failed halfway: what it sent is taken out of every chunk not yet applied; the caller lets go of the buffer.</summary>
+    public virtual void Abandon(Contribution contribution) =>
+        throw new NotSupportedException($"{Name} takes whole gradients");
+
+    /// <summary>How long <paramref name="worker"/>'s last complete gradient waited for the others of its step, in ms (0 when the rule does not record it).</summary>
+    public virtual double StepWaitMs(int worker) => 0;
+
     /// <summary>A worker left: the rule stops waiting for it.</summary>
     public virtual void WorkerLeft(int worker)
     {
@@ -64,6 +93,7 @@ public abstract class ConsistencyRule
         lock (Gate)
         {
             Finished = true;
+            Store.AbandonUpdate();
         }
         Changed.NotifyAll();
     }
@@ -72,8 +102,12 @@ public abstract class ConsistencyRule
     protected void ApplyUpdate(ReadOnlySpan<float> update, int samples, float loss, int contributors)
     {
         Store.Apply(update);
-        Applied?.Invoke(new AppliedUpdate(Store.Version, samples, loss, contributors));
+        Published(samples, loss, contributors);
     }
+
+    /// <summary>Tells the listeners that a version was published. Call under <see cref="Gate"/>.</summary>
+    protected void Published(int samples, float loss, int contributors) =>
+        Applied?.Invoke(new AppliedUpdate(Store.Version, samples, loss, contributors));
 
     /// <summary>Creates the rule named by <paramref name="mode"/>: <c>sync</c>, <c>async</c> or <c>ssp:S</c>.</summary>
     public static ConsistencyRule Create(string mode, int workers, int backupWorkers, ParameterStore store, GradientPool pool, RunRecorder recorder)
@@ -81,6 +115,8 @@ public abstract class ConsistencyRule
         var parsed = ConsistencyMode.Parse(mode);
         return parsed.Kind switch
         {
+            // Backup workers choose whole gradients (the first N to arrive), clipping needs the whole norm.
+            "sync" when backupWorkers == 0 && store.ClipNorm is null => new StreamingSyncRule(workers, store, pool, recorder),
             "sync" => new SyncRule(workers, store, pool, recorder),
             "async" => new AsyncRule(store, pool, recorder),
             _ => new SspRule(parsed.Staleness, store, pool, recorder),
