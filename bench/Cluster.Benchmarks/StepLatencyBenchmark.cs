@@ -34,6 +34,7 @@ public static class StepLatencyBenchmark
         var join = await client.Client.JoinAsync(new JoinRequest { WorkerName = "rtt" });
         var weights = new float[join.ParameterCount];
         var gradient = new float[join.ParameterCount];
+        var chunks = ParameterClient.ChunksOf(join);
         var bytes = FloatBytes.AsBytes(gradient);
         var push = new List<double>();
         var pull = new List<double>();
@@ -41,9 +42,9 @@ public static class StepLatencyBenchmark
         for (int i = 0; i < 300; i++)
         {
             long t0 = Stopwatch.GetTimestamp();
-            var pulled = await client.PullAsync(join.WorkerId, 0, weights, CancellationToken.None);
+            var pulled = await client.PullAsync(join.WorkerId, 0, weights, chunks, CancellationToken.None);
             long t1 = Stopwatch.GetTimestamp();
-            await client.PushAsync(join.WorkerId, i, pulled.Version, bytes, join.ChunkFloats, 1f, 64, CancellationToken.None);
+            await client.PushAsync(join.WorkerId, i, pulled.Version, bytes, chunks, 1f, 64, CancellationToken.None);
             long t2 = Stopwatch.GetTimestamp();
             if (i >= 50)
             {

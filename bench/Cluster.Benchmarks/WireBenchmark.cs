@@ -209,6 +209,7 @@ public static class WireBenchmark
         private readonly ParameterClient? _shipped;
         private readonly WireClient? _copy;
         private readonly JoinReply _join;
+        private ChunkLayout? _chunks;
         private readonly float[] _weights;
         private readonly ReadOnlyMemory<byte> _gradient;
         private long _step;
@@ -269,7 +270,7 @@ public static class WireBenchmark
             var cpu = Process.GetCurrentProcess().TotalProcessorTime;
             long start = Stopwatch.GetTimestamp();
             await (_shipped is not null
-                ? _shipped.PullAsync(_join.WorkerId, 0, _weights, CancellationToken.None)
+                ? _shipped.PullAsync(_join.WorkerId, 0, _weights, (_chunks ??= ParameterClient.ChunksOf(_join)), CancellationToken.None)
                 : _copy!.PullAsync(_join.WorkerId, _weights)).ConfigureAwait(false);
             double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
             PullCpu.Add((Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds);
@@ -282,7 +283,7 @@ public static class WireBenchmark
             var cpu = Process.GetCurrentProcess().TotalProcessorTime;
             long start = Stopwatch.GetTimestamp();
             await (_shipped is not null
-                ? _shipped.PushAsync(_join.WorkerId, _step++, 0, _gradient, _join.ChunkFloats, 0f, 1, CancellationToken.None)
+                ? _shipped.PushAsync(_join.WorkerId, _step++, 0, _gradient, (_chunks ??= ParameterClient.ChunksOf(_join)), 0f, 1, CancellationToken.None)
                 : _copy!.PushAsync(_join.WorkerId, _step++, _gradient, _join.ChunkFloats)).ConfigureAwait(false);
             double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
             PushCpu.Add((Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds);

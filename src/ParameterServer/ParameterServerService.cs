@@ -17,7 +17,7 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
 {
     private TrainingCoordinator Coordinator => run;
 
-    private int ChunkFloats => run.Store.ChunkFloats;
+    private int ChunkFloats => run.Options.ChunkFloats;
 
     private int ChunkCount => run.Store.ChunkCount;
 
@@ -48,6 +48,8 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
                 Compute = run.Options.Compute,
                 EmulatedComputeMs = run.Options.EmulatedComputeMs,
                 EmulatedChunkReadyMs = { run.Options.EmulatedChunkReadyMs },
+                EmulatedChunkNeededMs = { run.Options.EmulatedChunkNeededMs },
+                EmulatedForwardMs = run.Options.EmulatedForwardMs,
                 Threads = run.Options.WorkerThreads,
                 Augment = t.Augment ?? "",
             },
@@ -117,7 +119,18 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
             {
                 throw Reject(StatusCode.InvalidArgument, "exchange ended in the middle of a push");
             }
-            await pulling.ConfigureAwait(false);
+            if (!pulling.IsCompleted)
+            {
+                // A worker that ends its stream is done: a pull still waiting for a version is dropped.
+                await failed.CancelAsync().ConfigureAwait(false);
+            }
+            try
+            {
+                await pulling.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!context.CancellationToken.IsCancellationRequested)
+            {
+            }
         }
         catch (OperationCanceledException) when (pulling.IsFaulted && !context.CancellationToken.IsCancellationRequested)
         {
@@ -256,7 +269,7 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
                 service.Known(chunk.WorkerId);
                 if (chunk.Count != expected)
                 {
-                    throw service.Reject(StatusCode.InvalidArgument, $"push from worker {chunk.WorkerId} announces {chunk.Count} chunks; a gradient of {Run.Store.Size} floats is {expected} chunks of {service.ChunkFloats}");
+                    throw service.Reject(StatusCode.InvalidArgument, $"push from worker {chunk.WorkerId} announces {chunk.Count} chunks; a gradient of {Run.Store.Size} floats is {expected} chunks of at most {service.ChunkFloats}");
                 }
                 if (chunk.BaseVersion > Run.Store.Version || chunk.BaseVersion < 0)
                 {
@@ -278,8 +291,7 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
             {
                 throw service.Reject(StatusCode.InvalidArgument, $"push from worker {chunk.WorkerId} reports {chunk.Samples} samples and loss {chunk.Loss}: need at least 1 sample and a finite loss");
             }
-            int offset = chunk.Index * service.ChunkFloats;
-            int floats = Math.Min(service.ChunkFloats, Run.Store.Size - offset);
+            var (offset, floats) = Run.Store.Chunk(chunk.Index);
             if (chunk.Data.Length != floats * sizeof(float))
             {
                 throw service.Reject(StatusCode.InvalidArgument, $"push from worker {_first.WorkerId}: chunk {chunk.Index} holds {chunk.Data.Length} bytes; expected {floats * sizeof(float)} ({floats} floats)");
@@ -365,6 +377,11 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
             worker.Active = false;
             run.Rule.WorkerLeft(worker.Id);
             logger.LogInformation("worker {Id} left ({Active} active)", worker.Id, run.Membership.ActiveCount);
+            if (run.Membership.ActiveCount == 0 && run.Membership.AllJoined.IsCompleted && !run.Rule.Finished)
+            {
+                logger.LogWarning("every worker has left: ending the run");
+                run.Stop();
+            }
         }
         return Task.FromResult(new LeaveReply());
     }

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Cluster.Optim;
+using Cluster.Wire;
 
 namespace Cluster.ParameterServer;
 
@@ -24,14 +25,17 @@ public sealed class ParameterStore
     private WeightSnapshot? _building;
     private float[] _clipped = [];
 
-    /// <summary>Starts from <paramref name="initial"/> weights at version 0, sent in chunks of <paramref name="chunkFloats"/>.</summary>
-    public ParameterStore(ReadOnlySpan<float> initial, Optimizer optimizer, int chunkFloats = DefaultChunkFloats)
+    /// <summary>Starts from <paramref name="initial"/> weights at version 0, sent in <paramref name="chunks"/> (by default equal chunks of <see cref="DefaultChunkFloats"/>).</summary>
+    public ParameterStore(ReadOnlySpan<float> initial, Optimizer optimizer, ChunkLayout? chunks = null)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(chunkFloats, 1);
         _weights = initial.ToArray();
         _optimizer = optimizer;
-        ChunkFloats = chunkFloats;
-        ChunkCount = Math.Max(1, (_weights.Length + chunkFloats - 1) / chunkFloats);
+        Chunks = chunks ?? ChunkLayout.Uniform(_weights.Length, DefaultChunkFloats);
+        if (Chunks.Size != _weights.Length)
+        {
+            throw new ArgumentException($"a chunk layout of {Chunks.Size} floats does not fit {_weights.Length} weights", nameof(chunks));
+        }
+        ChunkCount = Chunks.Count;
         _current = NewSnapshot();
         MemoryMarshal.AsBytes(_weights.AsSpan()).CopyTo(_current.Bytes);
         _current.MarkAllReady();
@@ -41,8 +45,8 @@ public sealed class ParameterStore
     /// <summary>Number of parameters.</summary>
     public int Size => _weights.Length;
 
-    /// <summary>Floats per chunk on the wire.</summary>
-    public int ChunkFloats { get; }
+    /// <summary>How the weights are cut into chunks on the wire.</summary>
+    public ChunkLayout Chunks { get; }
 
     /// <summary>Chunks a gradient or a version is sent in.</summary>
     public int ChunkCount { get; }
@@ -57,11 +61,7 @@ public sealed class ParameterStore
     public Optimizer Optimizer => _optimizer;
 
     /// <summary>The offset and length of chunk <paramref name="index"/> in the flat vector.</summary>
-    public (int Offset, int Length) Chunk(int index)
-    {
-        int offset = index * ChunkFloats;
-        return (offset, Math.Min(ChunkFloats, _weights.Length - offset));
-    }
+    public (int Offset, int Length) Chunk(int index) => Chunks[index];
 
     /// <summary>The latest snapshot, with a reference the caller must <see cref="WeightSnapshot.Release"/>.</summary>
     public WeightSnapshot Acquire()

@@ -39,6 +39,12 @@ public sealed record ServerOptions
     /// </summary>
     public IReadOnlyList<double> EmulatedChunkReadyMs { get; init; } = [];
 
+    /// <summary>With emulated compute, when forward first uses each chunk's weights, in ms. Empty: all at the start.</summary>
+    public IReadOnlyList<double> EmulatedChunkNeededMs { get; init; } = [];
+
+    /// <summary>With emulated compute, when forward ends (the loss is known), in ms.</summary>
+    public double EmulatedForwardMs { get; init; }
+
     /// <summary>Evaluate the test set after every epoch (default), or only after the last one (throughput benchmarks).</summary>
     public bool EvaluateEachEpoch { get; init; } = true;
 
@@ -104,11 +110,14 @@ public sealed record ServerOptions
         {
             throw new InvalidOptionException($"--emulated-compute-ms {EmulatedComputeMs} is not allowed: use 0 or more");
         }
-        foreach (double ms in EmulatedChunkReadyMs)
+        foreach (var (flag, times) in new[] { ("--emulated-chunk-ready-ms", EmulatedChunkReadyMs), ("--emulated-chunk-needed-ms", EmulatedChunkNeededMs), ("--emulated-forward-ms", [EmulatedForwardMs]) })
         {
-            if (!(ms >= 0 && ms <= EmulatedComputeMs))
+            foreach (double ms in times)
             {
-                throw new InvalidOptionException($"--emulated-chunk-ready-ms: {ms} is not allowed: each time must be from 0 to --emulated-compute-ms ({EmulatedComputeMs})");
+                if (!(ms >= 0 && ms <= EmulatedComputeMs))
+                {
+                    throw new InvalidOptionException($"{flag}: {ms} is not allowed: each time must be from 0 to --emulated-compute-ms ({EmulatedComputeMs})");
+                }
             }
         }
         if (TargetAccuracy is double t && !(t > 0 && t <= 1))

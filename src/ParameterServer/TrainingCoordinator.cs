@@ -46,13 +46,16 @@ public sealed class TrainingCoordinator : IDisposable
         var model = new Sequential(spec);
         model.Initialize(options.Training.Seed);
         Layout = model.NamedParameters;
-        Store = new ParameterStore(model.Parameters, Optimizer.Create(options.Training.OptimizerOptions, model.NamedParameters), options.ChunkFloats)
+        Store = new ParameterStore(model.Parameters, Optimizer.Create(options.Training.OptimizerOptions, model.NamedParameters), ChunkLayout.ForTensors(model.NamedParameters, model.ParameterCount, options.ChunkFloats))
         {
             ClipNorm = options.Training.ClipNorm,
         };
-        if (options.EmulatedChunkReadyMs.Count is > 0 and var given && given != Store.ChunkCount)
+        foreach (var (flag, times) in new[] { ("--emulated-chunk-ready-ms", options.EmulatedChunkReadyMs), ("--emulated-chunk-needed-ms", options.EmulatedChunkNeededMs) })
         {
-            throw new InvalidOptionException($"--emulated-chunk-ready-ms gives {given} times, but {options.Training.Model} is sent in {Store.ChunkCount} chunks of {Store.ChunkFloats} floats: give one per chunk");
+            if (times.Count is > 0 and var given && given != Store.ChunkCount)
+            {
+                throw new InvalidOptionException($"{flag} gives {given} times, but {options.Training.Model} is sent in {Store.ChunkCount} chunks of at most {options.ChunkFloats} floats: give one per chunk");
+            }
         }
         _schedule = options.Training.ParseSchedule();
         // Workers build their own augmentation from the settings; a bad one is refused here, before any joins.

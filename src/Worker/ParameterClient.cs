@@ -44,21 +44,25 @@ public sealed class ParameterClient : IDisposable
         Client = new Wire.ParameterServer.ParameterServerClient(_invoker);
     }
 
+    /// <summary>How the model <paramref name="join"/> describes is cut into chunks, as the server cuts it.</summary>
+    public static ChunkLayout ChunksOf(JoinReply join) =>
+        ChunkLayout.ForTensors(new Models.Sequential(Models.ModelSpec.Parse(join.ModelSpec)).NamedParameters, join.ParameterCount, join.ChunkFloats);
+
     /// <summary>The generated stub, for the small calls.</summary>
     public Wire.ParameterServer.ParameterServerClient Client { get; }
 
-    /// <summary>Pulls the weights into <paramref name="weights"/> with one Pull call.</summary>
-    public async Task<PullResult> PullAsync(int worker, long minVersion, float[] weights, CancellationToken cancel)
+    /// <summary>Pulls the weights, cut as <paramref name="chunks"/>, into <paramref name="weights"/> with one Pull call.</summary>
+    public async Task<PullResult> PullAsync(int worker, long minVersion, float[] weights, ChunkLayout chunks, CancellationToken cancel)
     {
         using var call = _invoker.AsyncServerStreamingCall(WireMethods.Worker.Pull, null, new CallOptions(cancellationToken: cancel), new PullRequest { WorkerId = worker, MinVersion = minVersion });
-        return await ReadWeightsAsync(call.ResponseStream, weights, ChunkFlags(weights), cancel).ConfigureAwait(false);
+        return await ReadWeightsAsync(call.ResponseStream, weights, chunks, new bool[chunks.Count], null, cancel).ConfigureAwait(false);
     }
 
-    /// <summary>Pushes <paramref name="gradientBytes"/> (a float buffer wrapped by <see cref="FloatBytes.AsBytes"/>) in chunks with one Push call.</summary>
-    public async Task<PushReply> PushAsync(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, int chunkFloats, float loss, int samples, CancellationToken cancel)
+    /// <summary>Pushes <paramref name="gradientBytes"/> (a float buffer wrapped by <see cref="FloatBytes.AsBytes"/>) cut as <paramref name="chunks"/> with one Push call.</summary>
+    public async Task<PushReply> PushAsync(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, ChunkLayout chunks, float loss, int samples, CancellationToken cancel)
     {
         using var call = Client.Push(cancellationToken: cancel);
-        foreach (var chunk in Chunks(worker, step, baseVersion, gradientBytes, chunkFloats, loss, samples))
+        foreach (var chunk in Chunks(worker, step, baseVersion, gradientBytes, chunks, loss, samples))
         {
             await call.RequestStream.WriteAsync(chunk, cancel).ConfigureAwait(false);
         }
@@ -66,44 +70,34 @@ public sealed class ParameterClient : IDisposable
         return await call.ResponseAsync.ConfigureAwait(false);
     }
 
-    /// <summary>Opens the worker's long-lived exchange stream (pulls and pushes without a call each).</summary>
-    public ExchangeSession OpenExchange(CancellationToken cancel) =>
-        new(_invoker.AsyncDuplexStreamingCall(WireMethods.Worker.Exchange, null, new CallOptions(cancellationToken: cancel)));
+    /// <summary>Opens the worker's long-lived exchange stream (pulls and pushes without a call each), for weights cut as <paramref name="chunks"/>.</summary>
+    public ExchangeSession OpenExchange(ChunkLayout chunks, CancellationToken cancel) =>
+        new(_invoker.AsyncDuplexStreamingCall(WireMethods.Worker.Exchange, null, new CallOptions(cancellationToken: cancel)), chunks);
 
     /// <summary>
-    /// Reads one pull's chunks (as many as the first announces, each once, in any order: a version
-    /// still being built arrives in the order its chunks became final) into <paramref name="weights"/>.
-    /// <paramref name="received"/> is scratch space, grown when needed.
+    /// Reads one pull's chunks (each once, in any order: a version still being built arrives in the
+    /// order its chunks became final) into <paramref name="weights"/>, cut as <paramref name="chunks"/>.
+    /// <paramref name="received"/> (a flag per chunk) says which have arrived, and
+    /// <paramref name="arrived"/>, when given, is signalled after each.
     /// </summary>
-    internal static async Task<PullResult> ReadWeightsAsync(IAsyncStreamReader<ReceivedWeightChunk> reader, float[] weights, bool[] received, CancellationToken cancel)
+    internal static async Task<PullResult> ReadWeightsAsync(IAsyncStreamReader<ReceivedWeightChunk> reader, float[] weights, ChunkLayout chunks, bool[] received, SemaphoreSlim? arrived, CancellationToken cancel)
     {
-        int got = 0, count = 1, chunkFloats = 0;
+        int got = 0, count = chunks.Count;
         long version = -1;
         bool finished = false;
         double waited = 0;
         while (got < count && await reader.MoveNext(cancel).ConfigureAwait(false))
         {
             using var chunk = reader.Current;
-            int floats = chunk.Data.Length / sizeof(float);
-            if (got == 0)
-            {
-                count = chunk.Count;
-                if (count < 1 || count > received.Length)
-                {
-                    throw new InvalidDataException($"pull: {count} chunks announced; a model of {weights.Length} floats takes 1 to {received.Length}");
-                }
-                Array.Clear(received, 0, count);
-                // Every chunk but the last is full, so any one of them gives the chunk size.
-                chunkFloats = chunk.Index < count - 1 ? floats : count == 1 ? weights.Length : (weights.Length - floats) / (count - 1);
-            }
-            long offset = (long)chunk.Index * chunkFloats;
-            if (chunk.Index < 0 || chunk.Index >= count || chunk.Count != count || received[chunk.Index] || chunk.Data.Length % sizeof(float) != 0
-                || chunkFloats < 1 || offset >= weights.Length || floats != Math.Min(chunkFloats, weights.Length - offset))
+            if (chunk.Count != count || chunk.Index < 0 || chunk.Index >= count || Volatile.Read(ref received[chunk.Index])
+                || chunk.Data.Length != chunks[chunk.Index].Length * sizeof(float))
             {
                 throw new InvalidDataException($"pull: chunk {chunk.Index} of {chunk.Count} ({chunk.Data.Length} bytes) does not fit a model of {weights.Length} floats in {count} chunks, or came twice");
             }
-            FloatBytes.CopyTo(chunk.Data, weights.AsSpan((int)offset, floats));
-            received[chunk.Index] = true;
+            var (offset, length) = chunks[chunk.Index];
+            FloatBytes.CopyTo(chunk.Data, weights.AsSpan(offset, length));
+            Volatile.Write(ref received[chunk.Index], true);
+            arrived?.Release();
             got++;
             version = chunk.Version;
             finished |= chunk.Finished;
@@ -116,36 +110,27 @@ public sealed class ParameterClient : IDisposable
         return new PullResult(version, finished, waited);
     }
 
-    /// <summary>Scratch space for <see cref="ReadWeightsAsync"/>: a flag per chunk, for chunks of at least 1,024 floats.</summary>
-    internal static bool[] ChunkFlags(float[] weights) => new bool[Math.Max(1, (weights.Length + 1023) / 1024)];
-
     /// <summary>The chunks of one push, in ascending order; the gradient's bytes are sliced, not copied.</summary>
-    internal static IEnumerable<GradientChunk> Chunks(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, int chunkFloats, float loss, int samples)
+    internal static IEnumerable<GradientChunk> Chunks(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, ChunkLayout chunks, float loss, int samples)
     {
-        int count = ChunkCount(gradientBytes, chunkFloats);
-        for (int i = 0; i < count; i++)
+        for (int i = 0; i < chunks.Count; i++)
         {
-            yield return Chunk(worker, step, baseVersion, gradientBytes, chunkFloats, i, first: i == 0, loss, samples, descending: false);
+            yield return Chunk(worker, step, baseVersion, gradientBytes, chunks, i, first: i == 0, loss, samples, descending: false);
         }
     }
 
-    /// <summary>Chunks in a gradient of <paramref name="gradientBytes"/>.</summary>
-    internal static int ChunkCount(ReadOnlyMemory<byte> gradientBytes, int chunkFloats) =>
-        (gradientBytes.Length + chunkFloats * sizeof(float) - 1) / (chunkFloats * sizeof(float));
-
     /// <summary>Chunk <paramref name="index"/> of a push; the first one sent carries the loss, the sample count and the order.</summary>
-    internal static GradientChunk Chunk(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, int chunkFloats, int index, bool first, float loss, int samples, bool descending)
+    internal static GradientChunk Chunk(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, ChunkLayout chunks, int index, bool first, float loss, int samples, bool descending)
     {
-        int chunkBytes = chunkFloats * sizeof(float);
-        int offset = index * chunkBytes;
+        var (offset, length) = chunks[index];
         return new GradientChunk
         {
             WorkerId = worker,
             Step = step,
             BaseVersion = baseVersion,
             Index = index,
-            Count = ChunkCount(gradientBytes, chunkFloats),
-            Data = UnsafeByteOperations.UnsafeWrap(gradientBytes.Slice(offset, Math.Min(chunkBytes, gradientBytes.Length - offset))),
+            Count = chunks.Count,
+            Data = UnsafeByteOperations.UnsafeWrap(gradientBytes.Slice(offset * sizeof(float), length * sizeof(float))),
             Loss = first ? loss : 0,
             Samples = first ? samples : 0,
             Descending = descending,
@@ -160,29 +145,29 @@ public sealed class ParameterClient : IDisposable
 /// A worker's long-lived exchange stream: pulls and pushes travel on one HTTP/2 stream for the
 /// whole run, so a step costs no call setup, headers or trailers.
 /// </summary>
-public sealed class ExchangeSession(AsyncDuplexStreamingCall<ExchangeRequest, ReceivedWeightChunk> call) : IAsyncDisposable
+public sealed class ExchangeSession(AsyncDuplexStreamingCall<ExchangeRequest, ReceivedWeightChunk> call, ChunkLayout chunks) : IAsyncDisposable
 {
-    private bool[] _received = [];
     private Task<PullResult>? _reading;
+
+    /// <summary>How weights and gradients are cut into chunks.</summary>
+    public ChunkLayout Chunks => chunks;
 
     /// <summary>Asks for the weights (not before <paramref name="minVersion"/>) and reads them into <paramref name="weights"/>.</summary>
     public async Task<PullResult> PullAsync(int worker, long minVersion, float[] weights, CancellationToken cancel) =>
-        await (await BeginPullAsync(worker, minVersion, weights, cancel).ConfigureAwait(false)).ConfigureAwait(false);
+        await (await BeginPullAsync(worker, minVersion, weights, cancel).ConfigureAwait(false)).Reading.ConfigureAwait(false);
 
     /// <summary>
-    /// Asks for the weights (not before <paramref name="minVersion"/>) and returns the reading of
-    /// them into <paramref name="weights"/>, which goes on while the caller computes and pushes: in
-    /// sync mode the server sends each chunk of the next version as soon as it is final.
+    /// Asks for the weights (not before <paramref name="minVersion"/>) and returns them arriving
+    /// into <paramref name="weights"/> while the caller goes on: in sync mode the server sends each
+    /// chunk of the next version as soon as it is final, and forward waits only for the chunks of
+    /// the layer it is about to run.
     /// </summary>
-    public async Task<Task<PullResult>> BeginPullAsync(int worker, long minVersion, float[] weights, CancellationToken cancel)
+    public async Task<IncomingWeights> BeginPullAsync(int worker, long minVersion, float[] weights, CancellationToken cancel)
     {
         await WriteAsync(new ExchangeRequest { Pull = new PullRequest { WorkerId = worker, MinVersion = minVersion } }, cancel).ConfigureAwait(false);
-        if (_received.Length < ParameterClient.ChunkFlags(weights).Length)
-        {
-            _received = ParameterClient.ChunkFlags(weights);
-        }
-        _reading = ParameterClient.ReadWeightsAsync(call.ResponseStream, weights, _received, cancel);
-        return _reading;
+        var incoming = new IncomingWeights(chunks);
+        _reading = incoming.Start(ParameterClient.ReadWeightsAsync(call.ResponseStream, weights, chunks, incoming.Received, incoming.Arrived, cancel));
+        return incoming;
     }
 
     /// <summary>
@@ -212,9 +197,9 @@ public sealed class ExchangeSession(AsyncDuplexStreamingCall<ExchangeRequest, Re
     }
 
     /// <summary>Sends one gradient as chunks.</summary>
-    public async Task PushAsync(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, int chunkFloats, float loss, int samples, CancellationToken cancel)
+    public async Task PushAsync(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, float loss, int samples, CancellationToken cancel)
     {
-        foreach (var chunk in ParameterClient.Chunks(worker, step, baseVersion, gradientBytes, chunkFloats, loss, samples))
+        foreach (var chunk in ParameterClient.Chunks(worker, step, baseVersion, gradientBytes, chunks, loss, samples))
         {
             await WriteAsync(new ExchangeRequest { Chunk = chunk }, cancel).ConfigureAwait(false);
         }
@@ -224,25 +209,93 @@ public sealed class ExchangeSession(AsyncDuplexStreamingCall<ExchangeRequest, Re
     /// Sends chunk <paramref name="index"/> of a descending push (the first one sent carries the
     /// loss and the sample count). The caller sends count-1 down to 0, each once it is final.
     /// </summary>
-    public Task PushChunkAsync(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, int chunkFloats, int index, bool first, float loss, int samples, CancellationToken cancel) =>
-        WriteAsync(new ExchangeRequest { Chunk = ParameterClient.Chunk(worker, step, baseVersion, gradientBytes, chunkFloats, index, first, loss, samples, descending: true) }, cancel);
+    public Task PushChunkAsync(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, int index, bool first, float loss, int samples, CancellationToken cancel) =>
+        WriteAsync(new ExchangeRequest { Chunk = ParameterClient.Chunk(worker, step, baseVersion, gradientBytes, chunks, index, first, loss, samples, descending: true) }, cancel);
 
-    /// <summary>Ends the stream.</summary>
+    /// <summary>Ends the stream; a pull still waiting is dropped (the server ends it), and nothing waits more than 5 s.</summary>
     public async ValueTask DisposeAsync()
     {
+        using var bounded = new CancellationTokenSource(TimeSpan.FromSeconds(5));
         try
         {
             await call.RequestStream.CompleteAsync().ConfigureAwait(false);
-            while (await call.ResponseStream.MoveNext(CancellationToken.None).ConfigureAwait(false))
+            if (_reading is { IsCompleted: false })
             {
-                call.ResponseStream.Current.Dispose();
+                await _reading.WaitAsync(bounded.Token).ConfigureAwait(false);
+            }
+            else
+            {
+                while (await call.ResponseStream.MoveNext(bounded.Token).ConfigureAwait(false))
+                {
+                    call.ResponseStream.Current.Dispose();
+                }
             }
         }
-        catch (RpcException)
+        catch (Exception e) when (e is RpcException or OperationCanceledException or InvalidDataException)
         {
             // The server may have ended the run and the stream already.
         }
         call.Dispose();
+    }
+}
+
+/// <summary>
+/// Weights of one pull, arriving chunk by chunk in the background: <see cref="WaitFor"/> blocks
+/// the compute thread only until the chunks it is about to use are in.
+/// </summary>
+public sealed class IncomingWeights
+{
+    private readonly ChunkLayout _chunks;
+    private Task<PullResult> _reading = Task.FromResult(new PullResult(-1, false, 0));
+
+    internal IncomingWeights(ChunkLayout chunks)
+    {
+        _chunks = chunks;
+        Received = new bool[chunks.Count];
+    }
+
+    /// <summary>The reading of the whole pull; its result once every chunk is in.</summary>
+    public Task<PullResult> Reading => _reading;
+
+    internal bool[] Received { get; }
+
+    internal SemaphoreSlim Arrived { get; } = new(0);
+
+    internal Task<PullResult> Start(Task<PullResult> reading)
+    {
+        _reading = reading;
+        // A failed pull wakes the waiter too, which then throws its error.
+        _ = reading.ContinueWith(_ => Arrived.Release(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return reading;
+    }
+
+    /// <summary>
+    /// Blocks until every chunk holding floats [<paramref name="offset"/>, offset + length) has
+    /// arrived; returns how long it waited, in ms. Throws what the pull failed with.
+    /// </summary>
+    public double WaitFor(int offset, int length)
+    {
+        long start = Stopwatch.GetTimestamp();
+        int first = _chunks.IndexOf(offset), last = _chunks.IndexOf(offset + Math.Max(1, length) - 1);
+        while (true)
+        {
+            bool all = true;
+            for (int i = first; i <= last && all; i++)
+            {
+                all = Volatile.Read(ref Received[i]);
+            }
+            if (all)
+            {
+                return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            }
+            if (_reading.IsCompleted)
+            {
+                // Throws the pull's error; a pull that ended without error has every chunk.
+                _reading.GetAwaiter().GetResult();
+                throw new InvalidDataException($"pull ended without chunks {first} to {last}");
+            }
+            Arrived.Wait();
+        }
     }
 }
 

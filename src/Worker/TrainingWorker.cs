@@ -12,6 +12,9 @@ using Microsoft.Extensions.Options;
 
 namespace Cluster.Worker;
 
+/// <summary>Raised inside a step when the pull it waited for says the run is over.</summary>
+internal sealed class RunFinishedException : Exception;
+
 /// <summary>How a worker's run ended, for the process exit code.</summary>
 public sealed class WorkerOutcome
 {
@@ -85,16 +88,18 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
         logger.LogInformation("worker {Id}/{Count}: {Mode}, model {Params:N0} parameters, shard {Shard} of {Shards} ({Samples:N0} samples), batch {Batch}, {Threads} thread(s), compute {Compute}",
             join.WorkerId, join.WorkerCount, settings.Mode, model.ParameterCount, join.ShardIndex, join.ShardCount, batches.SampleCount, settings.Batch, threads, settings.Compute);
 
-        await using var exchange = client.OpenExchange(cancel);
+        var chunks = ChunkLayout.ForTensors(model.NamedParameters, model.ParameterCount, join.ChunkFloats);
+        await using var exchange = client.OpenExchange(chunks, cancel);
         using var heartbeats = new CancellationTokenSource();
         var heartbeat = HeartbeatLoopAsync(client, join.WorkerId, heartbeats.Token);
-        // NOTE: in sync mode the next version is asked for before computing and received into a
-        // second buffer while this step computes and pushes: the server streams each chunk of it
-        // as soon as every worker's gradient for that chunk is in.
+        // NOTE: in sync mode a worker asks for version t+1 as soon as the forward pass of step t is
+        // done. The server sends each chunk of it as soon as every worker's gradient for that chunk
+        // is in, straight into the weights (this worker has pushed that chunk, so backward no longer
+        // needs it), and the forward pass of step t+1 waits, layer by layer, only for the chunks it
+        // is about to use: the pull overlaps backward and the next forward.
         bool sync = settings.Mode == "sync";
-        float[] incoming = sync ? new float[model.ParameterCount] : model.Parameters;
-        Func<int, Action<float>, Action<int>, float> compute = emulated
-            ? (_, lossKnown, readyFrom) => EmulateCompute(settings, join.ChunkFloats, lossKnown, readyFrom)
+        Func<int, Action<int, int>?, Action<float>, Action<int>, float> compute = emulated
+            ? (_, weightsNeeded, lossKnown, readyFrom) => EmulateCompute(settings, chunks, weightsNeeded, lossKnown, readyFrom)
             : trainer.ComputeGradient;
         long step = 0;
         int epoch = 0;
@@ -104,11 +109,9 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
             long t0 = Stopwatch.GetTimestamp();
             var pulled = await exchange.PullAsync(join.WorkerId, 0, model.Parameters, cancel).ConfigureAwait(false);
             _clock.AddPull(TimeSplitClock.Since(t0), pulled.WaitedMs);
+            IncomingWeights? arriving = null;
             while (!pulled.Finished && !cancel.IsCancellationRequested)
             {
-                var next = sync ? await exchange.BeginPullAsync(join.WorkerId, pulled.Version + 1, incoming, cancel).ConfigureAwait(false) : null;
-
-                long t1 = Stopwatch.GetTimestamp();
                 trainer.Images.SetBatchSize(settings.Batch);
                 int count = batches.Next(trainer.Images.Span, trainer.Labels);
                 if (count == 0)
@@ -116,17 +119,55 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
                     batches.StartEpoch(++epoch);
                     count = batches.Next(trainer.Images.Span, trainer.Labels);
                 }
-                double pushMs = await ComputeAndPushAsync(exchange, join, step, pulled.Version, gradientBytes, count, compute, cancel).ConfigureAwait(false);
-                double computeMs = TimeSplitClock.Since(t1) - pushMs;
 
-                long t2 = Stopwatch.GetTimestamp();
-                pulled = await (next ?? exchange.PullAsync(join.WorkerId, 0, model.Parameters, cancel)).ConfigureAwait(false);
-                double pullMs = TimeSplitClock.Since(t2);
-                if (sync)
+                long t1 = Stopwatch.GetTimestamp();
+                double weightsMs = 0;
+                var current = arriving;
+                long baseVersion = pulled.Version;
+                Action<int, int>? weightsNeeded = current is null ? null : (offset, length) => weightsMs += current.WaitFor(offset, length);
+                Action<float> forwardDone = _ =>
                 {
-                    incoming.CopyTo(model.Parameters, 0);
+                    if (!sync)
+                    {
+                        return;
+                    }
+                    if (current is not null)
+                    {
+                        // Every chunk is in once forward has used them all; the pull tells whether the run is over.
+                        long w = Stopwatch.GetTimestamp();
+                        pulled = current.Reading.GetAwaiter().GetResult();
+                        weightsMs += TimeSplitClock.Since(w);
+                        baseVersion = pulled.Version;
+                        if (pulled.Finished)
+                        {
+                            throw new RunFinishedException();
+                        }
+                    }
+                    arriving = exchange.BeginPullAsync(join.WorkerId, baseVersion + 1, model.Parameters, cancel).GetAwaiter().GetResult();
+                };
+                double pushMs;
+                try
+                {
+                    pushMs = await ComputeAndPushAsync(exchange, join, step, () => baseVersion, gradientBytes, count, weightsNeeded, forwardDone, compute, cancel).ConfigureAwait(false);
                 }
-                _clock.Add(computeMs, pushMs, Math.Max(0, pullMs - pulled.WaitedMs), Math.Min(pullMs, pulled.WaitedMs), count);
+                catch (RunFinishedException)
+                {
+                    break;
+                }
+                double stepMs = TimeSplitClock.Since(t1);
+                double waitedMs = 0;
+                if (!sync)
+                {
+                    long t2 = Stopwatch.GetTimestamp();
+                    pulled = await exchange.PullAsync(join.WorkerId, 0, model.Parameters, cancel).ConfigureAwait(false);
+                    weightsMs = TimeSplitClock.Since(t2);
+                    waitedMs = pulled.WaitedMs;
+                }
+                else if (current is not null)
+                {
+                    waitedMs = pulled.WaitedMs;
+                }
+                _clock.Add(stepMs - pushMs - (sync ? weightsMs : 0), pushMs, Math.Max(0, weightsMs - waitedMs), Math.Min(weightsMs, waitedMs), count);
                 step++;
             }
         }
@@ -163,26 +204,32 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
     /// as backward has made it final (the last layers first), so that most of the push overlaps the
     /// first layers' backward. Returns the time spent waiting for the push after the compute ended.
     /// </summary>
-    private async Task<double> ComputeAndPushAsync(ExchangeSession exchange, JoinReply join, long step, long version, ReadOnlyMemory<byte> gradientBytes, int count,
-        Func<int, Action<float>, Action<int>, float> compute, CancellationToken cancel)
+    private async Task<double> ComputeAndPushAsync(ExchangeSession exchange, JoinReply join, long step, Func<long> baseVersion, ReadOnlyMemory<byte> gradientBytes, int count,
+        Action<int, int>? weightsNeeded, Action<float> forwardDone, Func<int, Action<int, int>?, Action<float>, Action<int>, float> compute, CancellationToken cancel)
     {
-        int chunkFloats = join.ChunkFloats;
-        int chunks = (join.ParameterCount + chunkFloats - 1) / chunkFloats;
-        int next = chunks - 1;
+        var chunks = exchange.Chunks;
+        int next = chunks.Count - 1;
         float batchLoss = 0f;
+        long version = -1;
         var ready = System.Threading.Channels.Channel.CreateUnbounded<int>(new System.Threading.Channels.UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         var sender = Task.Run(async () =>
         {
             await foreach (int index in ready.Reader.ReadAllAsync(cancel).ConfigureAwait(false))
             {
-                await exchange.PushChunkAsync(join.WorkerId, step, version, gradientBytes, chunkFloats, index, first: index == chunks - 1, batchLoss, count, cancel).ConfigureAwait(false);
+                await exchange.PushChunkAsync(join.WorkerId, step, version, gradientBytes, index, first: index == chunks.Count - 1, batchLoss, count, cancel).ConfigureAwait(false);
             }
         }, cancel);
         try
         {
-            compute(count, l => batchLoss = l, from =>
+            compute(count, weightsNeeded, loss =>
             {
-                while (next >= 0 && (long)next * chunkFloats >= from)
+                batchLoss = loss;
+                forwardDone(loss);
+                // The version the gradient is computed from is known once forward has all of it.
+                version = baseVersion();
+            }, from =>
+            {
+                while (next >= 0 && chunks[next].Offset >= from)
                 {
                     ready.Writer.TryWrite(next--);
                 }
@@ -205,21 +252,36 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
 
     /// <summary>
     /// Emulated compute (scaling runs measure the wire and the server): waits as long as one
-    /// forward/backward pass takes, releasing each gradient chunk at the moment the real backward
-    /// makes it final (<c>emulated_chunk_ready_ms</c>, measured by <c>bench scaling</c>), or all at
-    /// the end when no such profile was given.
+    /// forward/backward pass takes, asking for each chunk's weights when the real forward first
+    /// uses them and releasing each gradient chunk when the real backward makes it final (the
+    /// profile <c>bench scaling</c> measures); without a profile, all weights first and every
+    /// gradient chunk at the end. Time spent waiting for weights delays the rest, as it would.
     /// </summary>
-    private static float EmulateCompute(TrainingSettings settings, int chunkFloats, Action<float> lossKnown, Action<int> readyFrom)
+    private static float EmulateCompute(TrainingSettings settings, ChunkLayout chunks, Action<int, int>? weightsNeeded, Action<float> lossKnown, Action<int> readyFrom)
     {
         long start = Stopwatch.GetTimestamp();
+        double shift = 0;
+        var neededMs = settings.EmulatedChunkNeededMs;
+        for (int k = 0; k < chunks.Count; k++)
+        {
+            SleepUntil(start, shift + (neededMs.Count == chunks.Count ? neededMs[k] : 0));
+            if (weightsNeeded is not null)
+            {
+                long w = Stopwatch.GetTimestamp();
+                var (offset, length) = chunks[k];
+                weightsNeeded(offset, length);
+                shift += TimeSplitClock.Since(w);
+            }
+        }
+        SleepUntil(start, shift + settings.EmulatedForwardMs);
         lossKnown(0f);
         var readyMs = settings.EmulatedChunkReadyMs;
         for (int k = readyMs.Count - 1; k >= 0; k--)
         {
-            SleepUntil(start, readyMs[k]);
-            readyFrom(k * chunkFloats);
+            SleepUntil(start, shift + readyMs[k]);
+            readyFrom(chunks[k].Offset);
         }
-        SleepUntil(start, settings.EmulatedComputeMs);
+        SleepUntil(start, shift + settings.EmulatedComputeMs);
         return 0f;
     }
 

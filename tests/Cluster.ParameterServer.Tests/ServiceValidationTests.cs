@@ -19,6 +19,7 @@ public sealed class ServiceValidationTests : IAsyncLifetime
     private ParameterClient? _client;
     private int _worker;
     private float[] _initial = [];
+    private ChunkLayout _layout = ChunkLayout.Uniform(1, 1);
     private int _size;
     private const int ChunkFloats = 64 * 1024;
 
@@ -42,8 +43,9 @@ public sealed class ServiceValidationTests : IAsyncLifetime
         var join = await _client.Client.JoinAsync(new JoinRequest { WorkerName = "test" });
         _worker = join.WorkerId;
         _size = join.ParameterCount;
+        _layout = ParameterClient.ChunksOf(join);
         _initial = new float[_size];
-        await _client.PullAsync(_worker, 0, _initial, CancellationToken.None);
+        await _client.PullAsync(_worker, 0, _initial, _layout, CancellationToken.None);
     }
 
     public async Task DisposeAsync()
@@ -56,12 +58,12 @@ public sealed class ServiceValidationTests : IAsyncLifetime
         }
     }
 
-    private int Chunks => (_size + ChunkFloats - 1) / ChunkFloats;
+    private int Chunks => _layout.Count;
 
     private GradientChunk Chunk(int index, float[] values, long baseVersion = 0, int? worker = null, int? count = null, int? floats = null)
     {
-        int offset = index * ChunkFloats;
-        int length = floats ?? Math.Min(ChunkFloats, _size - offset);
+        var (offset, full) = _layout[index];
+        int length = floats ?? full;
         var bytes = new byte[length * sizeof(float)];
         Buffer.BlockCopy(values, offset * sizeof(float), bytes, 0, Math.Min(bytes.Length, (values.Length - offset) * sizeof(float)));
         return new GradientChunk
@@ -98,7 +100,7 @@ public sealed class ServiceValidationTests : IAsyncLifetime
     private async Task AssertWeightsUntouched()
     {
         var now = new float[_size];
-        var pulled = await _client!.PullAsync(_worker, 0, now, CancellationToken.None);
+        var pulled = await _client!.PullAsync(_worker, 0, now, _layout, CancellationToken.None);
         Assert.Equal(0, pulled.Version);
         Assert.Equal(_initial, now);
     }
@@ -170,11 +172,11 @@ public sealed class ServiceValidationTests : IAsyncLifetime
     public async Task AValidPushIsAppliedAndVersioned()
     {
         var g = Gradient();
-        var reply = await _client!.PushAsync(_worker, 1, 0, FloatBytes.AsBytes(g), ChunkFloats, 1f, 64, CancellationToken.None);
+        var reply = await _client!.PushAsync(_worker, 1, 0, FloatBytes.AsBytes(g), _layout, 1f, 64, CancellationToken.None);
         Assert.Equal("applied", reply.Outcome);
         Assert.Equal(1, reply.Version);
         var now = new float[_size];
-        await _client.PullAsync(_worker, 0, now, CancellationToken.None);
+        await _client.PullAsync(_worker, 0, now, _layout, CancellationToken.None);
         // Adam's first step moves every weight by about lr against the gradient's sign.
         Assert.All(Enumerable.Range(0, _size).Where(i => i % 9973 == 0), i => Assert.Equal(_initial[i] - 1e-3f, now[i], 1e-5f));
     }
@@ -182,11 +184,11 @@ public sealed class ServiceValidationTests : IAsyncLifetime
     [Fact]
     public async Task ExchangeCarriesPullsAndPushesOnOneStream()
     {
-        await using var exchange = _client!.OpenExchange(CancellationToken.None);
+        await using var exchange = _client!.OpenExchange(_layout, CancellationToken.None);
         var weights = new float[_size];
         var first = await exchange.PullAsync(_worker, 0, weights, CancellationToken.None);
         Assert.Equal(0, first.Version);
-        await exchange.PushAsync(_worker, 1, first.Version, FloatBytes.AsBytes(Gradient()), ChunkFloats, 1f, 64, CancellationToken.None);
+        await exchange.PushAsync(_worker, 1, first.Version, FloatBytes.AsBytes(Gradient()), 1f, 64, CancellationToken.None);
         var second = await exchange.PullAsync(_worker, 0, weights, CancellationToken.None);
         Assert.Equal(1, second.Version);
         Assert.Equal(_initial[0] - 1e-3f, weights[0], 1e-5f);
@@ -195,14 +197,14 @@ public sealed class ServiceValidationTests : IAsyncLifetime
     [Fact]
     public async Task ExchangeRefusesANonFiniteGradient()
     {
-        await using var exchange = _client!.OpenExchange(CancellationToken.None);
+        await using var exchange = _client!.OpenExchange(_layout, CancellationToken.None);
         var weights = new float[_size];
         await exchange.PullAsync(_worker, 0, weights, CancellationToken.None);
         var g = Gradient();
         g[7] = float.NaN;
         var e = await Assert.ThrowsAsync<RpcException>(async () =>
         {
-            await exchange.PushAsync(_worker, 1, 0, FloatBytes.AsBytes(g), ChunkFloats, 1f, 64, CancellationToken.None);
+            await exchange.PushAsync(_worker, 1, 0, FloatBytes.AsBytes(g), 1f, 64, CancellationToken.None);
             await exchange.PullAsync(_worker, 0, weights, CancellationToken.None);
         });
         Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
@@ -213,21 +215,21 @@ public sealed class ServiceValidationTests : IAsyncLifetime
     [Fact]
     public async Task DescendingPushIsAppliedAndOutOfOrderDescendingIsRefused()
     {
-        await using var exchange = _client!.OpenExchange(CancellationToken.None);
+        await using var exchange = _client!.OpenExchange(_layout, CancellationToken.None);
         var weights = new float[_size];
         var bytes = FloatBytes.AsBytes(Gradient());
         await exchange.PullAsync(_worker, 0, weights, CancellationToken.None);
         for (int i = Chunks - 1; i >= 0; i--)
         {
-            await exchange.PushChunkAsync(_worker, 1, 0, bytes, ChunkFloats, i, first: i == Chunks - 1, 1f, 64, CancellationToken.None);
+            await exchange.PushChunkAsync(_worker, 1, 0, bytes, i, first: i == Chunks - 1, 1f, 64, CancellationToken.None);
         }
         var pulled = await exchange.PullAsync(_worker, 0, weights, CancellationToken.None);
         Assert.Equal(1, pulled.Version);
 
         var e = await Assert.ThrowsAsync<RpcException>(async () =>
         {
-            await exchange.PushChunkAsync(_worker, 2, 1, bytes, ChunkFloats, Chunks - 1, first: true, 1f, 64, CancellationToken.None);
-            await exchange.PushChunkAsync(_worker, 2, 1, bytes, ChunkFloats, 0, first: false, 1f, 64, CancellationToken.None);
+            await exchange.PushChunkAsync(_worker, 2, 1, bytes, Chunks - 1, first: true, 1f, 64, CancellationToken.None);
+            await exchange.PushChunkAsync(_worker, 2, 1, bytes, 0, first: false, 1f, 64, CancellationToken.None);
             await exchange.PullAsync(_worker, 0, weights, CancellationToken.None);
         });
         Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);

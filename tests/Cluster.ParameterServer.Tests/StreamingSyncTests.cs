@@ -19,7 +19,7 @@ public sealed class StreamingSyncTests
     {
         var model = new Sequential(ModelPresets.Resolve("mlp"));
         model.Initialize(3);
-        var store = new ParameterStore(model.Parameters, Optimizer.Create(Adam, model.NamedParameters), ChunkFloats);
+        var store = new ParameterStore(model.Parameters, Optimizer.Create(Adam, model.NamedParameters), Wire.ChunkLayout.ForTensors(model.NamedParameters, model.ParameterCount, ChunkFloats));
         var pool = new GradientPool(store.Size);
         var recorder = new RunRecorder();
         ConsistencyRule rule = streaming ? new StreamingSyncRule(workers, store, pool, recorder) : new SyncRule(workers, store, pool, recorder);
@@ -139,5 +139,41 @@ public sealed class StreamingSyncTests
         Assert.Equal(0, store.Version);
         rule.Abandon(a);
         snapshot.Release();
+    }
+}
+
+/// <summary>A sync server on loopback: a worker that stops with a pull still waiting is let go at once.</summary>
+public sealed class StreamingSyncServiceTests
+{
+    [Fact]
+    public async Task AWorkerLeavingWithAPullStillWaitingIsNotHeldBack()
+    {
+        var options = new ServerOptions
+        {
+            Training = new Training.TrainingOptions { Model = "mlp", Data = "embedded", Epochs = 1 },
+            Workers = 1,
+            Mode = "sync",
+            Host = "127.0.0.1",
+            Port = 0,
+            WorkerTimeoutSeconds = 600,
+        };
+        options.Validate();
+        await using var app = ParameterServerHost.Build(options, Data.FashionMnist.LoadEmbedded());
+        await app.StartAsync();
+        using var client = new Worker.ParameterClient(ParameterServerHost.ListeningAddress(app));
+        var join = await client.Client.JoinAsync(new Wire.JoinRequest { WorkerName = "test" });
+        var weights = new float[join.ParameterCount];
+        var exchange = client.OpenExchange(Worker.ParameterClient.ChunksOf(join), CancellationToken.None);
+        var first = await exchange.PullAsync(join.WorkerId, 0, weights, CancellationToken.None);
+        // Version 1 needs this worker's gradient, which never comes: the pull waits.
+        var next = await exchange.BeginPullAsync(join.WorkerId, first.Version + 1, weights, CancellationToken.None);
+        Assert.False(next.Reading.IsCompleted);
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await exchange.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(4), $"closing the stream took {clock.Elapsed.TotalSeconds:F1} s");
+        Assert.True(next.Reading.IsCompleted);
+        await app.StopAsync();
     }
 }

@@ -48,7 +48,7 @@ internal static class BenchScalingCommand
             workers, samples, outDir,
             flags.Training.Model, flags.Training.Batch, flags.Training.LearningRate, flags.Training.Optimizer, flags.Training.WeightDecay,
             flags.Training.Seed, flags.Training.Data, flags.Training.Schedule, flags.Training.ClipNorm, flags.Training.Augment,
-            flags.BackupWorkers, flags.Mode, flags.ChunkFloats, flags.Compute, flags.EmulatedComputeMs, flags.WorkerThreads,
+            flags.BackupWorkers, flags.Mode, flags.ChunkFloats, flags.Compute, flags.EmulatedComputeMs, flags.EmulatedChunkReadyMs, flags.EmulatedChunkNeededMs, flags.EmulatedForwardMs, flags.WorkerThreads,
         };
         command.SetAction(async (parse, cancel) =>
         {
@@ -93,12 +93,18 @@ internal static class BenchScalingCommand
         if (options.Compute == "emulated" && !emulatedGiven)
         {
             output.WriteLine($"measuring one forward/backward pass of {options.Training.Model} at batch {options.Training.Batch} on {options.WorkerThreads} thread(s)...");
-            var (computeMs, readyMs) = MeasureCompute(options.Training.Model, options.Training.Batch, options.WorkerThreads, options.ChunkFloats);
-            options = options with { EmulatedComputeMs = computeMs, EmulatedChunkReadyMs = readyMs };
+            var profile = MeasureCompute(options.Training.Model, options.Training.Batch, options.WorkerThreads, options.ChunkFloats);
+            options = options with
+            {
+                EmulatedComputeMs = profile.ComputeMs,
+                EmulatedForwardMs = profile.ForwardMs,
+                EmulatedChunkNeededMs = profile.NeededMs,
+                EmulatedChunkReadyMs = profile.ReadyMs,
+            };
         }
         Directory.CreateDirectory(outDir);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"bench scaling: {options.Training.Model}, mode {options.Mode}, compute {options.Compute}{(options.Compute == "emulated" ? $" ({options.EmulatedComputeMs:F2} ms per step{ReadyText(options.EmulatedChunkReadyMs)})" : "")}, "
+            $"bench scaling: {options.Training.Model}, mode {options.Mode}, compute {options.Compute}{(options.Compute == "emulated" ? $" ({options.EmulatedComputeMs:F2} ms per step, forward {options.EmulatedForwardMs:F1} ms{Times("weights needed at", options.EmulatedChunkNeededMs)}{Times("gradients final at", options.EmulatedChunkReadyMs)})" : "")}, "
             + $"at least {samplesPerRun:N0} samples and {MinStepsPerWorker} steps per worker in each run, in whole epochs of {data.Source}; workers {string.Join(",", counts)}"));
 
         var points = new List<ScalingPoint>();
@@ -134,8 +140,8 @@ internal static class BenchScalingCommand
         return 0;
     }
 
-    private static string ReadyText(IReadOnlyList<double> readyMs) =>
-        readyMs.Count == 0 ? "" : string.Create(CultureInfo.InvariantCulture, $"; gradient chunks final at {string.Join(", ", readyMs.Select(ms => ms.ToString("F1", CultureInfo.InvariantCulture)))} ms");
+    private static string Times(string what, IReadOnlyList<double> times) =>
+        times.Count == 0 ? "" : string.Create(CultureInfo.InvariantCulture, $"; chunks' {what} {string.Join(", ", times.Select(ms => ms.ToString("F1", CultureInfo.InvariantCulture)))} ms");
 
     /// <summary>Turns the final status of a run into its figures, without the start-up of the processes.</summary>
     private static ScalingPoint ToPoint(int workers, StatusReply status)
@@ -164,12 +170,12 @@ internal static class BenchScalingCommand
     }
 
     /// <summary>
-    /// The median time of one forward/backward pass of <paramref name="model"/> at
-    /// <paramref name="batch"/>, in ms, and for each gradient chunk of <paramref name="chunkFloats"/>
-    /// the median time within the pass at which backward made it final (emulated workers release
-    /// their chunks then, as real ones do).
+    /// The profile of one forward/backward pass of <paramref name="model"/> at
+    /// <paramref name="batch"/> on the real engine (medians, in ms): its duration, when forward
+    /// first uses each chunk's weights, when forward ends, and when backward makes each gradient
+    /// chunk final. Emulated workers wait and send on this timetable, as real ones do.
     /// </summary>
-    private static (double ComputeMs, double[] ChunkReadyMs) MeasureCompute(string model, int batch, int threads, int chunkFloats)
+    private static (double ComputeMs, double ForwardMs, double[] NeededMs, double[] ReadyMs) MeasureCompute(string model, int batch, int threads, int chunkFloats)
     {
         using var team = new ThreadTeam(threads);
         var net = new Sequential(ModelPresets.Resolve(model)) { Team = team };
@@ -190,33 +196,37 @@ internal static class BenchScalingCommand
         {
             trainer.ComputeGradient(batch);
         }
-        int chunks = (net.ParameterCount + chunkFloats - 1) / chunkFloats;
+        var chunks = ChunkLayout.ForTensors(net.NamedParameters, net.ParameterCount, chunkFloats);
         var times = new double[TimedSteps];
-        var ready = new double[chunks][];
-        for (int k = 0; k < chunks; k++)
-        {
-            ready[k] = new double[TimedSteps];
-        }
+        var forward = new double[TimedSteps];
+        var needed = Enumerable.Range(0, chunks.Count).Select(_ => new double[TimedSteps]).ToArray();
+        var ready = Enumerable.Range(0, chunks.Count).Select(_ => new double[TimedSteps]).ToArray();
         for (int i = 0; i < times.Length; i++)
         {
             long start = Stopwatch.GetTimestamp();
-            int next = chunks - 1;
-            trainer.ComputeGradient(batch, null, from =>
+            double Now() => Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            int nextNeeded = 0, nextReady = chunks.Count - 1;
+            trainer.ComputeGradient(batch, (offset, length) =>
             {
-                double now = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-                for (; next >= 0 && (long)next * chunkFloats >= from; next--)
+                for (int last = chunks.IndexOf(offset + length - 1); nextNeeded <= last; nextNeeded++)
                 {
-                    ready[next][i] = now;
+                    needed[nextNeeded][i] = Now();
+                }
+            }, _ => forward[i] = Now(), from =>
+            {
+                for (; nextReady >= 0 && chunks[nextReady].Offset >= from; nextReady--)
+                {
+                    ready[nextReady][i] = Now();
                 }
             });
-            times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-            for (; next >= 0; next--)
+            times[i] = Now();
+            for (; nextReady >= 0; nextReady--)
             {
-                ready[next][i] = times[i];
+                ready[nextReady][i] = times[i];
             }
         }
         double computeMs = Median(times);
-        return (computeMs, [.. ready.Select(r => Math.Min(Median(r), computeMs))]);
+        return (computeMs, Math.Min(Median(forward), computeMs), [.. needed.Select(r => Math.Min(Median(r), computeMs))], [.. ready.Select(r => Math.Min(Median(r), computeMs))]);
     }
 
     private static double Median(double[] values)

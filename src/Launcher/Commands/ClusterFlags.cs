@@ -26,6 +26,10 @@ internal sealed class ClusterFlags
 
     public Option<string?> EmulatedChunkReadyMs { get; } = new("--emulated-chunk-ready-ms") { Description = "with --compute emulated: when each gradient chunk becomes final within the pass, in ms, chunk 0 first (bench scaling measures it); by default every chunk at the end" };
 
+    public Option<string?> EmulatedChunkNeededMs { get; } = new("--emulated-chunk-needed-ms") { Description = "with --compute emulated: when forward first uses each chunk's weights, in ms, chunk 0 first (bench scaling measures it); by default all at the start" };
+
+    public Option<double> EmulatedForwardMs { get; } = new("--emulated-forward-ms") { Description = "with --compute emulated: when forward ends within the pass, in ms (bench scaling measures it)" };
+
     public Option<string> Evaluate { get; } = new("--evaluate") { Description = "when the server evaluates the test set: epoch (after each) or end (after the last only)", DefaultValueFactory = _ => "epoch" };
 
     public Option<double?> TargetAccuracy { get; } = new("--target-accuracy") { Description = "stop when the test accuracy first reaches this fraction, e.g. 0.9" };
@@ -42,6 +46,8 @@ internal sealed class ClusterFlags
         command.Options.Add(Compute);
         command.Options.Add(EmulatedComputeMs);
         command.Options.Add(EmulatedChunkReadyMs);
+        command.Options.Add(EmulatedChunkNeededMs);
+        command.Options.Add(EmulatedForwardMs);
         command.Options.Add(Evaluate);
         command.Options.Add(TargetAccuracy);
         command.Options.Add(WorkerThreads);
@@ -57,6 +63,8 @@ internal sealed class ClusterFlags
         Compute = parse.GetValue(Compute)!,
         EmulatedComputeMs = parse.GetValue(EmulatedComputeMs),
         EmulatedChunkReadyMs = ServerOptions.ParseMilliseconds("--emulated-chunk-ready-ms", parse.GetValue(EmulatedChunkReadyMs)),
+        EmulatedChunkNeededMs = ServerOptions.ParseMilliseconds("--emulated-chunk-needed-ms", parse.GetValue(EmulatedChunkNeededMs)),
+        EmulatedForwardMs = parse.GetValue(EmulatedForwardMs),
         // NOTE: commands that do not offer --evaluate (bench scaling) get the default.
         EvaluateEachEpoch = (parse.CommandResult.Command.Options.Contains(Evaluate) ? parse.GetValue(Evaluate) : "epoch") switch
         {
@@ -96,11 +104,16 @@ internal sealed class ClusterFlags
             yield return "--evaluate";
             yield return "end";
         }
-        if (o.EmulatedChunkReadyMs.Count > 0)
+        foreach (var (flag, times) in new[] { ("--emulated-chunk-ready-ms", o.EmulatedChunkReadyMs), ("--emulated-chunk-needed-ms", o.EmulatedChunkNeededMs) })
         {
-            yield return "--emulated-chunk-ready-ms";
-            yield return string.Join(",", o.EmulatedChunkReadyMs.Select(ms => ms.ToString("R", CultureInfo.InvariantCulture)));
+            if (times.Count > 0)
+            {
+                yield return flag;
+                yield return string.Join(",", times.Select(ms => ms.ToString("R", CultureInfo.InvariantCulture)));
+            }
         }
+        yield return "--emulated-forward-ms";
+        yield return o.EmulatedForwardMs.ToString("R", CultureInfo.InvariantCulture);
         if (o.TargetAccuracy is double t)
         {
             yield return "--target-accuracy";

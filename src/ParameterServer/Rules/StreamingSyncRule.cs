@@ -39,7 +39,7 @@ public sealed class StreamingSyncRule : ConsistencyRule
         _workers = workers;
         _arrived = new int[store.ChunkCount];
         _applied = new bool[store.ChunkCount];
-        _sum = new float[Math.Min(store.ChunkFloats, store.Size)];
+        _sum = new float[Enumerable.Range(0, store.ChunkCount).Max(i => store.Chunk(i).Length)];
     }
 
     /// <inheritdoc/>

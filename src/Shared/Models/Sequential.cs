@@ -195,7 +195,15 @@ public sealed class Sequential
     /// Runs the network on <paramref name="input"/> ([batch, ...InputShape]) and returns the output
     /// tensor, which the model owns and overwrites on the next call.
     /// </summary>
-    public Tensor Forward(Tensor input, bool training)
+    public Tensor Forward(Tensor input, bool training) => Forward(input, training, null);
+
+    /// <summary>
+    /// Runs the network like <see cref="Forward(Tensor, bool)"/>, first calling
+    /// <paramref name="weightsNeeded"/> with the offset and length of each layer's parameters in the
+    /// flat buffer before that layer runs. A worker whose next weights are still arriving waits
+    /// there, for that layer's chunks only.
+    /// </summary>
+    public Tensor Forward(Tensor input, bool training, Action<int, int>? weightsNeeded)
     {
         if (input.SampleSize != Tensor.Product(InputShape))
         {
@@ -210,6 +218,10 @@ public sealed class Sequential
             var y = _activations[i];
             y.SetBatchSize(batch);
             _activationGrads[i].SetBatchSize(batch);
+            if (weightsNeeded is not null && _layers[i].Weights is [var first, .., var last])
+            {
+                weightsNeeded(first.Offset, last.Offset + last.Length - first.Offset);
+            }
             _layers[i].Forward(x, y, training);
             x = y;
         }

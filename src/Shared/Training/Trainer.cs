@@ -59,12 +59,20 @@ public sealed class Trainer
     /// forward pass is done and <paramref name="gradientsReadyFrom"/> each offset from which the
     /// gradients are final (see <see cref="Sequential.Backward(Action{int})"/>).
     /// </summary>
-    public float ComputeGradient(int batch, Action<float>? lossKnown, Action<int>? gradientsReadyFrom)
+    public float ComputeGradient(int batch, Action<float>? lossKnown, Action<int>? gradientsReadyFrom) =>
+        ComputeGradient(batch, null, lossKnown, gradientsReadyFrom);
+
+    /// <summary>
+    /// As <see cref="ComputeGradient(int, Action{float}, Action{int})"/>, calling
+    /// <paramref name="weightsNeeded"/> before each layer of the forward pass (see
+    /// <see cref="Sequential.Forward(Tensor, bool, Action{int, int})"/>).
+    /// </summary>
+    public float ComputeGradient(int batch, Action<int, int>? weightsNeeded, Action<float>? lossKnown, Action<int>? gradientsReadyFrom)
     {
         _images.SetBatchSize(batch);
         var labels = _labels.AsSpan(0, batch);
         Model.ZeroGradients();
-        var output = Model.Forward(_images, training: true);
+        var output = Model.Forward(_images, training: true, weightsNeeded);
         float loss = Model.Loss.Forward(output, labels);
         lossKnown?.Invoke(loss);
         Model.Loss.Backward(output, labels, Model.OutputGradient);
