@@ -29,7 +29,7 @@ public sealed record WireSettings
     /// <summary>True: the server from <see cref="ParameterServerHost.Build"/> and the worker's <see cref="ParameterClient"/>; false: this benchmark's copies of both, with the settings below.</summary>
     public bool Shipped { get; init; }
 
-    /// <summary>Floats per chunk on the wire. Default 262,144 (1 MiB), as <see cref="ServerOptions.ChunkFloats"/>.</summary>
+    /// <summary>Floats per chunk on the wire. Default as <see cref="ServerOptions.ChunkFloats"/> (65,536: 256 KiB).</summary>
     public int ChunkFloats { get; init; } = new ServerOptions().ChunkFloats;
 
     /// <summary>Kestrel's HTTP/2 stream window: how much of a push may be in flight.</summary>
@@ -143,7 +143,7 @@ public static class WireBenchmark
             Console.WriteLine($"raw TCP: {Rate(tcpTimes):F2} GiB/s with 1 MiB reads ({Median([.. tcp.Cpu]) * 1e3:F0} CPU ms), "
                 + $"{Rate(smallTimes):F2} GiB/s with 4 KiB reads (Kestrel's own read size; {Median([.. tcpSmallReads.Cpu]) * 1e3:F0} CPU ms)");
             Console.WriteLine($"inside each push, the server's own work: {check * 1e3:F1} ms copying the chunks into the gradient buffer and checking for NaN, "
-                + $"{apply * 1e3:F1} ms for the update (SGD step and snapshot copy); the shipped push without the update: {Bytes / GiB / (Median(pushes) - apply):F2} GiB/s");
+                + $"{apply * 1e3:F1} ms for the update (SGD step and snapshot copy), which sync mode does chunk by chunk as the chunks arrive");
             Console.WriteLine();
             Console.WriteLine($"{"setting",-32} {"push GiB/s",10} {"× TCP",6} {"× shipped",9} {"pull GiB/s",10} {"× TCP",6} {"× shipped",9} {"TCP GiB/s",9} {"push CPU ms",11} {"pull CPU ms",11}");
             Console.WriteLine($"{"as shipped",-32} {Rate(pushes),10:F2} {Rate(pushes) / Rate(tcpTimes),6:P0} {1,9:F2} {Rate(pulls),10:F2} {Rate(pulls) / Rate(tcpTimes),6:P0} {1,9:F2} {Rate(tcpTimes),9:F2} "
@@ -228,10 +228,11 @@ public static class WireBenchmark
         {
             var options = new ServerOptions
             {
-                // NOTE: plain SGD keeps the server's update inside each push as cheap as it can be; it is measured and reported apart.
+                // NOTE: plain SGD keeps the server's update inside each push as cheap as it can be; its cost is measured and reported apart.
                 Training = new TrainingOptions { Model = specPath, Data = "embedded", Epochs = 1, Optimizer = "sgd" },
                 Workers = 1,
-                Mode = "async",
+                // NOTE: the cluster's default mode: in sync mode the server updates each chunk as it arrives.
+                Mode = "sync",
                 Host = "127.0.0.1",
                 Port = 0,
                 ChunkFloats = settings.ChunkFloats,
