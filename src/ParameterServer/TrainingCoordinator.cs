@@ -50,13 +50,7 @@ public sealed class TrainingCoordinator : IDisposable
         {
             ClipNorm = options.Training.ClipNorm,
         };
-        foreach (var (flag, times) in new[] { ("--emulated-chunk-ready-ms", options.EmulatedChunkReadyMs), ("--emulated-chunk-needed-ms", options.EmulatedChunkNeededMs) })
-        {
-            if (times.Count is > 0 and var given && given != Store.ChunkCount)
-            {
-                throw new InvalidOptionException($"{flag} gives {given} times, but {options.Training.Model} is sent in {Store.ChunkCount} chunks of at most {options.ChunkFloats} floats: give one per chunk");
-            }
-        }
+        CheckEmulatedProfile(options, Store.Chunks);
         _schedule = options.Training.ParseSchedule();
         // Workers build their own augmentation from the settings; a bad one is refused here, before any joins.
         _ = options.Training.ParseAugmentation(data);
@@ -74,6 +68,18 @@ public sealed class TrainingCoordinator : IDisposable
         _train = data.Train;
         TrainCount = data.Train.Count;
         _samplesPerEpoch = data.Train.Count;
+    }
+
+    /// <summary>Throws <see cref="InvalidOptionException"/> when an emulated-compute timetable does not give one time per chunk of <paramref name="chunks"/>.</summary>
+    public static void CheckEmulatedProfile(ServerOptions options, ChunkLayout chunks)
+    {
+        foreach (var (flag, times) in new[] { ("--emulated-chunk-ready-ms", options.EmulatedChunkReadyMs), ("--emulated-chunk-needed-ms", options.EmulatedChunkNeededMs) })
+        {
+            if (times.Count is > 0 and var given && given != chunks.Count)
+            {
+                throw new InvalidOptionException($"{flag} gives {given} times, but {options.Training.Model} is sent in {chunks.Count} chunks of at most {options.ChunkFloats} floats: give one per chunk");
+            }
+        }
     }
 
     /// <summary>The options the server started with.</summary>

@@ -79,6 +79,9 @@ public sealed class LocalClusterTests
     [InlineData("--mode", "eventual", "eventual")]
     [InlineData("--mode", "ssp:x", "ssp:x")]
     [InlineData("--backup-workers", "-1", "--backup-workers -1")]
+    [InlineData("--evaluate", "sometimes", "--evaluate 'sometimes'")]
+    [InlineData("--emulated-chunk-ready-ms", "1,x", "'x' is not a time")]
+    [InlineData("--chunk-floats", "100", "--chunk-floats 100")]
     public void LocalRejectsBadFlagsBeforeStartingAnything(string flag, string value, string named)
     {
         var (code, output, error) = CliRunner.Run("local", flag, value, "--data", "embedded");

@@ -34,8 +34,11 @@ internal static class ServerCommand
             throw new InvalidOptionException($"--host '{options.Host}' is not an IP address: use 0.0.0.0 or 127.0.0.1");
         }
         var data = FashionMnist.Load(options.Training.Data);
-        options.Training.Validate().RequireFits(data);
+        var spec = options.Training.Validate();
+        spec.RequireFits(data);
         _ = options.Training.ParseAugmentation(data);
+        var model = new Models.Sequential(spec);
+        TrainingCoordinator.CheckEmulatedProfile(options, Wire.ChunkLayout.ForTensors(model.NamedParameters, model.ParameterCount, options.ChunkFloats));
         await using var app = ParameterServerHost.Build(options, data, logging => logging
             .AddSimpleConsole(o =>
             {
