@@ -86,16 +86,21 @@ public sealed class ParameterClient : IDisposable
         long version = -1;
         bool finished = false;
         double waited = 0;
+        // Set for this method's own flow only: the chunk parser, run inside MoveNext, writes straight into the weights.
+        WeightSink.Current = new WeightSink(weights, chunks, received);
         while (got < count && await reader.MoveNext(cancel).ConfigureAwait(false))
         {
             using var chunk = reader.Current;
             if (chunk.Count != count || chunk.Index < 0 || chunk.Index >= count || Volatile.Read(ref received[chunk.Index])
-                || chunk.Data.Length != chunks[chunk.Index].Length * sizeof(float))
+                || (!chunk.InSink && chunk.Data.Length != chunks[chunk.Index].Length * sizeof(float)))
             {
                 throw new InvalidDataException($"pull: chunk {chunk.Index} of {chunk.Count} ({chunk.Data.Length} bytes) does not fit a model of {weights.Length} floats in {count} chunks, or came twice");
             }
             var (offset, length) = chunks[chunk.Index];
-            FloatBytes.CopyTo(chunk.Data, weights.AsSpan(offset, length));
+            if (!chunk.InSink)
+            {
+                FloatBytes.CopyTo(chunk.Data, weights.AsSpan(offset, length));
+            }
             Volatile.Write(ref received[chunk.Index], true);
             arrived?.Release();
             got++;

@@ -169,6 +169,28 @@ public sealed class ServiceValidationTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task PulledChunksAreParsedStraightIntoTheWeights()
+    {
+        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(ParameterServerHost.ListeningAddress(_app!));
+        using var call = channel.CreateCallInvoker().AsyncServerStreamingCall(WireMethods.Worker.Pull, null, new CallOptions(), new PullRequest { WorkerId = _worker });
+        var weights = new float[_size];
+        var received = new bool[_layout.Count];
+        WeightSink.Current = new WeightSink(weights, _layout, received);
+        int inSink = 0;
+        for (int n = 0; n < _layout.Count && await call.ResponseStream.MoveNext(CancellationToken.None); n++)
+        {
+            using var chunk = call.ResponseStream.Current;
+            inSink += chunk.InSink && chunk.Data.IsEmpty ? 1 : 0;
+            received[chunk.Index] = true;
+        }
+        WeightSink.Current = null;
+
+        // The sink set in this flow reaches the parser inside gRPC's MoveNext: no chunk took the pooled copy.
+        Assert.Equal(_layout.Count, inSink);
+        Assert.Equal(_initial, weights);
+    }
+
+    [Fact]
     public async Task AValidPushIsAppliedAndVersioned()
     {
         var g = Gradient();

@@ -23,6 +23,9 @@ public sealed class ReceivedWeightChunk : IDisposable
     /// <summary>WeightChunk.data: float32 little-endian (empty after <see cref="Dispose"/>).</summary>
     public ReadOnlySpan<byte> Data => _data.Span;
 
+    /// <summary>True when the payload was copied straight into the reading pull's weights (<see cref="WeightSink"/>); <see cref="Data"/> is then empty.</summary>
+    public bool InSink { get; private set; }
+
     /// <summary>WeightChunk.finished.</summary>
     public bool Finished { get; private set; }
 
@@ -43,7 +46,19 @@ public sealed class ReceivedWeightChunk : IDisposable
                     case (1, ProtoReader.Varint): chunk.Version = (long)reader.ReadVarint(); break;
                     case (2, ProtoReader.Varint): chunk.Index = (int)reader.ReadVarint(); break;
                     case (3, ProtoReader.Varint): chunk.Count = (int)reader.ReadVarint(); break;
-                    case (4, ProtoReader.LengthDelimited): chunk._data.CopyFrom(reader.ReadLengthDelimited()); break;
+                    case (4, ProtoReader.LengthDelimited):
+                        var payload = reader.ReadLengthDelimited();
+                        // Index and count come before the data in protobuf's field order: the
+                        // payload can go straight where the pull wants it, one copy fewer.
+                        if (WeightSink.Current is { } sink && sink.TryWrite(chunk.Index, chunk.Count, payload))
+                        {
+                            chunk.InSink = true;
+                        }
+                        else
+                        {
+                            chunk._data.CopyFrom(payload);
+                        }
+                        break;
                     case (5, ProtoReader.Varint): chunk.Finished = reader.ReadVarint() != 0; break;
                     case (6, ProtoReader.Fixed64): chunk.WaitedMs = BitConverter.UInt64BitsToDouble(reader.ReadFixed64()); break;
                     default: reader.Skip(wireType); break;
