@@ -45,9 +45,16 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
         {
             outcome.ExitCode = 130;
         }
-        catch (Exception e) when (e is RpcException or InvalidDataException or HttpRequestException)
+        catch (Exception e) when (e is RpcException or IOException or HttpRequestException)
         {
-            logger.LogError("worker stopped: {Message}", e is RpcException r ? $"{r.StatusCode}: {r.Status.Detail}" : e.Message);
+            // NOTE: IOException covers InvalidDataException and HttpIOException, which a stream cut
+            // off mid-read (the server gone) raises past gRPC's own status in a background read.
+            logger.LogError("worker stopped: {Message}", e switch
+            {
+                RpcException r => $"{r.StatusCode}: {r.Status.Detail}",
+                InvalidDataException => e.Message,
+                _ => $"lost the connection to the parameter server at {_options.Server}: {e.Message}",
+            });
             outcome.ExitCode = 1;
         }
         finally
