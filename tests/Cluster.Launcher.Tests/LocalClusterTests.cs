@@ -74,6 +74,50 @@ public sealed class LocalClusterTests
         Assert.True(new FileInfo(Path.ChangeExtension(csv, ".png")).Length > 1000);
     }
 
+    [Fact]
+    public async Task AWorkerWhoseServerDiesSaysSoInOneLineAndExits()
+    {
+        using var scratch = new ScratchDirectory();
+        Directory.CreateDirectory(scratch.File("logs"));
+        using var children = new ChildProcesses(scratch.File("logs"));
+        int port;
+        using (var probe = new TcpListener(IPAddress.Loopback, 0))
+        {
+            probe.Start();
+            port = ((IPEndPoint)probe.LocalEndpoint).Port;
+        }
+        string p = port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var server = children.Start("server", ["server", "--host", "127.0.0.1", "--port", p, "--workers", "1", "--model", "mlp", "--epochs", "100", "--data", "embedded"]);
+        var worker = children.Start("worker", ["worker", "--server", $"http://127.0.0.1:{p}"]);
+        using var client = new Cluster.Worker.ParameterClient($"http://127.0.0.1:{p}");
+        var clock = Stopwatch.StartNew();
+        // Kill the server in the middle of the run, while the worker streams.
+        while (clock.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            try
+            {
+                if ((await client.Client.StatusAsync(new Cluster.Wire.StatusRequest())).Version >= 50)
+                {
+                    break;
+                }
+            }
+            catch (Grpc.Core.RpcException)
+            {
+                // Not listening yet.
+            }
+            await Task.Delay(100);
+        }
+        server.Kill();
+
+        Assert.True(worker.WaitForExit(TimeSpan.FromSeconds(30)), "the worker is still running 30 s after its server died");
+        // Without a timeout, WaitForExit also waits for the redirected output to be read to its end.
+        worker.WaitForExit();
+        Assert.Equal(1, worker.ExitCode);
+        string log = children.Tail("worker", 20);
+        Assert.Contains("worker stopped:", log);
+        Assert.DoesNotContain("BackgroundService failed", log);
+    }
+
     [Theory]
     [InlineData("--workers", "0", "--workers 0")]
     [InlineData("--mode", "eventual", "eventual")]
