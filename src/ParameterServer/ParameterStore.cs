@@ -35,7 +35,6 @@ public sealed class ParameterStore
         {
             throw new ArgumentException($"a chunk layout of {Chunks.Size} floats does not fit {_weights.Length} weights", nameof(chunks));
         }
-        ChunkCount = Chunks.Count;
         _current = NewSnapshot();
         MemoryMarshal.AsBytes(_weights.AsSpan()).CopyTo(_current.Bytes);
         _current.MarkAllReady();
@@ -49,7 +48,10 @@ public sealed class ParameterStore
     public ChunkLayout Chunks { get; }
 
     /// <summary>Chunks a gradient or a version is sent in.</summary>
-    public int ChunkCount { get; }
+    public int ChunkCount => Chunks.Count;
+
+    /// <summary>Whether a version is being built chunk by chunk (<see cref="BeginUpdate"/> called, not yet published).</summary>
+    public bool IsUpdating => _building is not null;
 
     /// <summary>The latest published version (the number of updates applied).</summary>
     public long Version => Volatile.Read(ref _current).Version;

@@ -28,7 +28,6 @@ public sealed class StreamingSyncRule : ConsistencyRule
     private readonly float[] _sum;
     private readonly Dictionary<int, double> _waitMs = [];
     private int _appliedCount;
-    private bool _building;
     private int _departed;
 
     /// <summary>Creates the rule; a step completes with <paramref name="workers"/> gradients.</summary>
@@ -111,10 +110,9 @@ public sealed class StreamingSyncRule : ConsistencyRule
                 refused = PushOutcome.Duplicate;
                 return null;
             }
-            if (!_building)
+            if (!Store.IsUpdating)
             {
                 Store.BeginUpdate();
-                _building = true;
                 started = true;
             }
             contribution = new Contribution(worker, baseVersion, values, loss, samples, Store.ChunkCount, holders);
@@ -293,7 +291,6 @@ public sealed class StreamingSyncRule : ConsistencyRule
         Array.Clear(_arrived);
         Array.Clear(_applied);
         _appliedCount = 0;
-        _building = false;
         Published(samples, meanLoss, contributors);
         // NOTE: the last chunk is marked ready after the listeners ran, so that a pull which
         // receives it also sees whether the run has just ended.

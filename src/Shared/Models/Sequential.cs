@@ -218,9 +218,9 @@ public sealed class Sequential
             var y = _activations[i];
             y.SetBatchSize(batch);
             _activationGrads[i].SetBatchSize(batch);
-            if (weightsNeeded is not null && _layers[i].Weights is [var first, .., var last])
+            if (weightsNeeded is not null && _layers[i].Weights is { Length: > 0 } weights)
             {
-                weightsNeeded(first.Offset, last.Offset + last.Length - first.Offset);
+                weightsNeeded(weights[0].Offset, weights[^1].Offset + weights[^1].Length - weights[0].Offset);
             }
             _layers[i].Forward(x, y, training);
             x = y;
