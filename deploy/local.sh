@@ -7,7 +7,9 @@
 #   PORT=5001 LOG_DIR=/tmp/run deploy/local.sh 4 ssp:2 --model lenet
 #
 # WORKERS defaults to 2, MODE to sync, PORT to 5000; logs go to LOG_DIR (default: a new temporary
-# directory), and the server's output is also shown here. Every child is stopped on exit or Ctrl+C.
+# directory), and the server's output is also shown here. The server and the workers share the
+# cluster token in CLUSTER_TOKEN: the caller's if set, otherwise a new random one for this run.
+# Every child is stopped on exit or Ctrl+C.
 # Exit status: 0 when the server and every worker exit 0; otherwise the first failure's status
 # (2 for bad flags, 130 after Ctrl+C).
 set -uo pipefail
@@ -41,6 +43,10 @@ if ! dotnet build "$root/src/Launcher" -c Release -nologo >"$logs/build.log" 2>&
     exit 1
 fi
 cluster=(dotnet "$root/src/Launcher/bin/Release/net10.0/cluster.dll")
+
+# Every call carries the token; a worker of another run that reaches this port is refused.
+CLUSTER_TOKEN=${CLUSTER_TOKEN:-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')}
+export CLUSTER_TOKEN
 
 names=()
 pids=()

@@ -29,8 +29,11 @@ public static class ParameterServerHost
     /// <summary>Largest gRPC message accepted: one chunk and its envelope.</summary>
     public static int MaxMessageBytes(int chunkFloats) => chunkFloats * sizeof(float) + 64 * 1024;
 
-    /// <summary>Creates the server (not yet started) for <paramref name="options"/>, which must be validated.</summary>
-    public static WebApplication Build(ServerOptions options, FashionMnist data, Action<ILoggingBuilder>? logging = null)
+    /// <summary>
+    /// Creates the server (not yet started) for <paramref name="options"/>, which must be validated.
+    /// With a <paramref name="token"/>, every call must carry it (<see cref="ClusterTokenInterceptor"/>).
+    /// </summary>
+    public static WebApplication Build(ServerOptions options, FashionMnist data, Action<ILoggingBuilder>? logging = null, string? token = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -53,6 +56,10 @@ public static class ParameterServerHost
             grpc.MaxReceiveMessageSize = MaxMessageBytes(options.ChunkFloats);
             grpc.MaxSendMessageSize = MaxMessageBytes(options.ChunkFloats);
             grpc.EnableDetailedErrors = true;
+            if (token is not null)
+            {
+                grpc.Interceptors.Add<ClusterTokenInterceptor>(token);
+            }
         });
         ParameterServerMethods.Register(builder.Services);
         builder.Services.AddSingleton(options);

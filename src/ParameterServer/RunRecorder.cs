@@ -33,6 +33,10 @@ public sealed class RunRecorder
     public long Rejected => Interlocked.Read(ref _rejected);
 
     private long _rejected;
+    private long _unauthenticated;
+
+    /// <summary>Calls refused for a missing or wrong cluster token.</summary>
+    public long Unauthenticated => Interlocked.Read(ref _unauthenticated);
     private long _droppedLate;
 
     /// <summary>Pushes that arrived after their step was complete and were dropped.</summary>
@@ -46,6 +50,9 @@ public sealed class RunRecorder
 
     /// <summary>Counts an invalid push.</summary>
     public void CountRejected() => Interlocked.Increment(ref _rejected);
+
+    /// <summary>Counts a call refused for its cluster token.</summary>
+    public void CountUnauthenticated() => Interlocked.Increment(ref _unauthenticated);
 
     /// <summary>Counts a push dropped as late.</summary>
     public void CountDroppedLate() => Interlocked.Increment(ref _droppedLate);

@@ -15,6 +15,7 @@ public static class StatusBuilder
             TotalSteps = run.TotalSamples,
             Finished = run.Finished.IsCompleted,
             RejectedPushes = run.Recorder.Rejected,
+            UnauthenticatedCalls = run.Recorder.Unauthenticated,
             DroppedLate = run.Recorder.DroppedLate,
             MeanStepMs = run.Recorder.MeanStepMs,
             SteadyStepMs = run.Recorder.SteadyStepMs,

@@ -3,6 +3,7 @@ using System.Net.Http;
 using Cluster.Wire;
 using Google.Protobuf;
 using Grpc.Core;
+using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
 
 namespace Cluster.Worker;
@@ -24,8 +25,11 @@ public sealed class ParameterClient : IDisposable
     private readonly GrpcChannel _channel;
     private readonly CallInvoker _invoker;
 
-    /// <summary>Connects (lazily) to <paramref name="address"/> with HTTP/2 windows sized for whole-model transfers.</summary>
-    public ParameterClient(string address, int maxMessageBytes = 8 * 1024 * 1024)
+    /// <summary>
+    /// Connects (lazily) to <paramref name="address"/> with HTTP/2 windows sized for whole-model
+    /// transfers; every call carries <paramref name="token"/> when given (<see cref="ClusterToken"/>).
+    /// </summary>
+    public ParameterClient(string address, int maxMessageBytes = 8 * 1024 * 1024, string? token = null)
     {
         var handler = new SocketsHttpHandler
         {
@@ -40,7 +44,13 @@ public sealed class ParameterClient : IDisposable
             MaxReceiveMessageSize = maxMessageBytes,
             MaxSendMessageSize = maxMessageBytes,
         });
-        _invoker = _channel.CreateCallInvoker();
+        _invoker = token is null
+            ? _channel.CreateCallInvoker()
+            : _channel.Intercept(metadata =>
+            {
+                metadata.Add(ClusterToken.HeaderName, token);
+                return metadata;
+            });
         Client = new Wire.ParameterServer.ParameterServerClient(_invoker);
     }
 
@@ -62,11 +72,18 @@ public sealed class ParameterClient : IDisposable
     public async Task<PushReply> PushAsync(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, ChunkLayout chunks, float loss, int samples, CancellationToken cancel)
     {
         using var call = Client.Push(cancellationToken: cancel);
-        foreach (var chunk in Chunks(worker, step, baseVersion, gradientBytes, chunks, loss, samples))
+        try
         {
-            await call.RequestStream.WriteAsync(chunk, cancel).ConfigureAwait(false);
+            foreach (var chunk in Chunks(worker, step, baseVersion, gradientBytes, chunks, loss, samples))
+            {
+                await call.RequestStream.WriteAsync(chunk, cancel).ConfigureAwait(false);
+            }
+            await call.RequestStream.CompleteAsync().ConfigureAwait(false);
         }
-        await call.RequestStream.CompleteAsync().ConfigureAwait(false);
+        catch (RpcException) when (!cancel.IsCancellationRequested)
+        {
+            // The server ended the call while chunks were still being written: its reply says why.
+        }
         return await call.ResponseAsync.ConfigureAwait(false);
     }
 

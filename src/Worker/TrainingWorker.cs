@@ -66,7 +66,7 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
     private async Task<int> RunAsync(CancellationToken cancel)
     {
         // NOTE: sized for the largest chunk the server may be configured with (4 Mi floats).
-        using var client = new ParameterClient(_options.Server, maxMessageBytes: 4 * 1024 * 1024 * sizeof(float) + 64 * 1024);
+        using var client = new ParameterClient(_options.Server, maxMessageBytes: 4 * 1024 * 1024 * sizeof(float) + 64 * 1024, token: _options.Token);
         var join = await JoinWithRetryAsync(client, cancel).ConfigureAwait(false);
         if (join is null)
         {

@@ -6,6 +6,9 @@ public sealed class WorkerOptions
     /// <summary>The parameter server's address, e.g. http://10.0.0.5:5000. Required.</summary>
     public string Server { get; set; } = "";
 
+    /// <summary>The cluster token every call carries, or null when the server has none. The command line reads it from a file or CLUSTER_TOKEN, never from a flag.</summary>
+    public string? Token { get; set; }
+
     /// <summary>Name shown in the server's status. Default: host:pid.</summary>
     public string Name { get; set; } = $"{Environment.MachineName}:{Environment.ProcessId}";
 

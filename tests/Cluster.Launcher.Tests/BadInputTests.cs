@@ -109,6 +109,17 @@ public sealed class BadInputTests
         Assert.Contains("/no/such/model.safetensors", error);
     }
 
+    [Theory]
+    [InlineData("worker", "--server", "http://127.0.0.1:1")]
+    [InlineData("server", "--port", "0")]
+    public void AnUnreadableTokenFileIsNamedBeforeAnythingStarts(params string[] command)
+    {
+        var (code, output, error) = CliRunner.Run([.. command, "--token-file", "/no/such/token"]);
+        Assert.Equal(Cli.UsageError, code);
+        Assert.Contains("--token-file '/no/such/token': cannot read it", error);
+        Assert.DoesNotContain("listening", output);
+    }
+
     [Fact]
     public void UnknownCommandExitsTwo()
     {

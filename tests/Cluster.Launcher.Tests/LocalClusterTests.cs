@@ -118,6 +118,68 @@ public sealed class LocalClusterTests
         Assert.DoesNotContain("BackgroundService failed", log);
     }
 
+    [Fact]
+    public async Task AServerWithATokenServesOnlyTheWorkersThatHaveIt()
+    {
+        using var scratch = new ScratchDirectory();
+        Directory.CreateDirectory(scratch.File("logs"));
+        string token = Cluster.Wire.ClusterToken.Generate();
+        using var children = new ChildProcesses(scratch.File("logs"), new Dictionary<string, string> { [Cluster.Wire.ClusterToken.EnvironmentVariable] = token });
+        string p = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        string address = $"http://127.0.0.1:{p}";
+        var server = children.Start("server", ["server", "--host", "127.0.0.1", "--port", p, "--workers", "1", "--model", "mlp", "--epochs", "1", "--data", "embedded"]);
+        using (var member = new Cluster.Worker.ParameterClient(address, token: token))
+        {
+            await WaitUntilListeningAsync(member, server);
+        }
+        // Both workers inherit the server's token from the environment; --token-file takes
+        // precedence over it: another token for the stranger, the same one for the member.
+        string wrong = scratch.File("wrong-token");
+        File.WriteAllText(wrong, Cluster.Wire.ClusterToken.Generate());
+        string right = scratch.File("token");
+        File.WriteAllText(right, token + "\n");
+
+        var stranger = children.Start("stranger", ["worker", "--server", address, "--token-file", wrong]);
+        Assert.True(stranger.WaitForExit(TimeSpan.FromSeconds(30)), "a worker with the wrong token still runs after 30 s");
+        stranger.WaitForExit();
+        Assert.Equal(1, stranger.ExitCode);
+        Assert.Contains("worker stopped: Unauthenticated: call with a wrong cluster token", children.Tail("stranger", 20));
+
+        var worker = children.Start("worker", ["worker", "--server", address, "--token-file", right]);
+        Assert.True(worker.WaitForExit(TimeSpan.FromMinutes(2)) && server.WaitForExit(TimeSpan.FromSeconds(30)), "the run with the right token did not finish");
+        worker.WaitForExit();
+        server.WaitForExit();
+        Assert.Equal(0, worker.ExitCode);
+        Assert.Equal(0, server.ExitCode);
+        string log = children.Tail("server", 40);
+        Assert.Contains("cluster token required", log);
+        Assert.Contains("1 call(s) refused for their cluster token", log);
+    }
+
+    private static int FreePort()
+    {
+        using var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        return ((IPEndPoint)probe.LocalEndpoint).Port;
+    }
+
+    private static async Task WaitUntilListeningAsync(Cluster.Worker.ParameterClient client, Process server)
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                await client.Client.StatusAsync(new Cluster.Wire.StatusRequest(), deadline: DateTime.UtcNow.AddSeconds(2));
+                return;
+            }
+            catch (Grpc.Core.RpcException) when (clock.Elapsed < TimeSpan.FromSeconds(60) && !server.HasExited)
+            {
+                await Task.Delay(100);
+            }
+        }
+    }
+
     [Theory]
     [InlineData("--workers", "0", "--workers 0")]
     [InlineData("--mode", "eventual", "eventual")]

@@ -12,11 +12,16 @@ internal sealed class ChildProcesses : IDisposable
     private readonly List<(string Name, Process Process, StreamWriter Log)> _children = [];
     private readonly string logDirectory;
     private readonly EventHandler _onExit;
+    private readonly IReadOnlyDictionary<string, string> _environment;
 
-    /// <summary>Prepares to start children logging into <paramref name="logs"/>; they are killed if this process exits first.</summary>
-    public ChildProcesses(string logs)
+    /// <summary>
+    /// Prepares to start children logging into <paramref name="logs"/>, with <paramref name="environment"/>
+    /// added to this process's own; they are killed if this process exits first.
+    /// </summary>
+    public ChildProcesses(string logs, IReadOnlyDictionary<string, string>? environment = null)
     {
         logDirectory = logs;
+        _environment = environment ?? new Dictionary<string, string>();
         // NOTE: also on SIGTERM or an unhandled exception, not only on a normal dispose.
         _onExit = (_, _) => Dispose();
         AppDomain.CurrentDomain.ProcessExit += _onExit;
@@ -50,6 +55,10 @@ internal sealed class ChildProcesses : IDisposable
         foreach (string a in args)
         {
             start.ArgumentList.Add(a);
+        }
+        foreach (var (key, value) in _environment)
+        {
+            start.Environment[key] = value;
         }
         var log = new StreamWriter(Path.Combine(logDirectory, name + ".log")) { AutoFlush = true };
         var process = new Process { StartInfo = start };

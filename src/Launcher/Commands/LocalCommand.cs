@@ -73,10 +73,12 @@ internal static class LocalCommand
         string logs = logDirectory ?? Path.Combine(Path.GetTempPath(), $"cluster-local-{Environment.ProcessId}-{DateTime.UtcNow:HHmmss}");
         Directory.CreateDirectory(logs);
         string address = $"http://127.0.0.1:{options.Port}";
-        using var children = new ChildProcesses(logs);
+        // A token of this run's own: a worker of another run that finds this port is refused.
+        string token = ClusterToken.Generate();
+        using var children = new ChildProcesses(logs, new Dictionary<string, string> { [ClusterToken.EnvironmentVariable] = token });
         Result Done(int code, StatusReply? status) => new(code, status, logs) { ProcessIds = [.. children.All.Select(c => c.Process.Id)] };
         var server = children.Start("server", ["server", .. ClusterFlags.ToArguments(options), "--threads", "1"]);
-        using var client = new ParameterClient(address);
+        using var client = new ParameterClient(address, token: token);
         if (!await WaitForServerAsync(client, server, cancel).ConfigureAwait(false))
         {
             if (cancel.IsCancellationRequested)

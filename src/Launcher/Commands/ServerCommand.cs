@@ -16,17 +16,18 @@ internal static class ServerCommand
         var port = new Option<int>("--port") { Description = "TCP port to listen on (0: any free port)", DefaultValueFactory = _ => 5000 };
         var host = new Option<string>("--host") { Description = "address to bind: 0.0.0.0 for other machines, 127.0.0.1 for this one", DefaultValueFactory = _ => "0.0.0.0" };
         var threads = new Option<int>("--threads") { Description = "threads for the server's test evaluations", DefaultValueFactory = _ => 1 };
-        var command = new Command("server", "run the parameter server of a cluster") { port, host, threads };
+        var tokenFile = new Option<string?>("--token-file") { Description = $"file whose first line is the cluster token every call must carry (default: ${Wire.ClusterToken.EnvironmentVariable}, else none)" };
+        var command = new Command("server", "run the parameter server of a cluster") { port, host, threads, tokenFile };
         flags.AddTo(command);
         command.SetAction(async (parse, cancel) =>
         {
             var options = flags.Bind(parse) with { Port = parse.GetValue(port), Host = parse.GetValue(host)!, EvaluationThreads = Math.Max(1, parse.GetValue(threads)) };
-            return await RunAsync(options, output, cancel).ConfigureAwait(false);
+            return await RunAsync(options, Wire.ClusterToken.Resolve(parse.GetValue(tokenFile)), output, cancel).ConfigureAwait(false);
         });
         return command;
     }
 
-    public static async Task<int> RunAsync(ServerOptions options, TextWriter output, CancellationToken cancel)
+    public static async Task<int> RunAsync(ServerOptions options, string? token, TextWriter output, CancellationToken cancel)
     {
         options.Validate();
         if (!System.Net.IPAddress.TryParse(options.Host, out _))
@@ -46,7 +47,7 @@ internal static class ServerCommand
                 o.TimestampFormat = "HH:mm:ss ";
             })
             .AddFilter("Microsoft", LogLevel.Warning)
-            .AddFilter("Grpc", LogLevel.Warning));
+            .AddFilter("Grpc", LogLevel.Warning), token);
         try
         {
             await app.StartAsync(cancel).ConfigureAwait(false);
@@ -58,7 +59,13 @@ internal static class ServerCommand
         var run = app.Services.GetRequiredService<TrainingCoordinator>();
         output.WriteLine($"parameter server listening on {ParameterServerHost.ListeningAddress(app)}: mode {run.Rule.Name}, {options.Workers} worker(s)"
             + (options.BackupWorkers > 0 ? $" + {options.BackupWorkers} backup" : "")
-            + $", model {run.Spec.Name ?? options.Training.Model} ({run.Store.Size:N0} parameters), data {data.Source}, {options.Training.Epochs} epoch(s)");
+            + $", model {run.Spec.Name ?? options.Training.Model} ({run.Store.Size:N0} parameters), data {data.Source}, {options.Training.Epochs} epoch(s)"
+            + (token is null ? "" : ", cluster token required"));
+        if (token is null && !System.Net.IPAddress.IsLoopback(System.Net.IPAddress.Parse(options.Host)))
+        {
+            output.WriteLine($"warning: no cluster token: anyone who reaches port {options.Port} can join, push gradients and read the weights; "
+                + $"set {Wire.ClusterToken.EnvironmentVariable} or --token-file on the server and every worker");
+        }
         bool stopped = false;
         try
         {
@@ -86,6 +93,7 @@ internal static class ServerCommand
             MetricsFile.Write(options.Training.Metrics, status, options, run.TimeToAccuracy);
         }
         output.WriteLine($"run {(stopped ? "stopped" : "finished")}: {status.Version:N0} updates, {status.Samples:N0} samples in {status.Seconds:F1} s ({status.ImagesPerSec:N0} images/s), {status.RejectedPushes} rejected, {status.DroppedLate} dropped late"
+            + (status.UnauthenticatedCalls > 0 ? $", {status.UnauthenticatedCalls} call(s) refused for their cluster token" : "")
             + (run.TimeToAccuracy is double tta ? $", target accuracy reached after {tta:F1} s" : ""));
         await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
         run.Dispose();

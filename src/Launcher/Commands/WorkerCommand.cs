@@ -15,7 +15,8 @@ internal static class WorkerCommand
         var threads = new Option<int>("--threads") { Description = "compute threads (default: the server's --worker-threads)" };
         var slowdown = new Option<double>("--slowdown-ms") { Description = "extra wait per step, to emulate a slow machine" };
         var connectTimeout = new Option<double>("--connect-timeout") { Description = "seconds to keep retrying an unreachable server", DefaultValueFactory = _ => new WorkerOptions().ConnectTimeoutSeconds };
-        var command = new Command("worker", "run one worker of a cluster") { server, name, threads, slowdown, connectTimeout };
+        var tokenFile = new Option<string?>("--token-file") { Description = $"file whose first line is the server's cluster token (default: ${Wire.ClusterToken.EnvironmentVariable}, else none)" };
+        var command = new Command("worker", "run one worker of a cluster") { server, name, threads, slowdown, connectTimeout, tokenFile };
         command.SetAction(async (parse, cancel) =>
         {
             string address = parse.GetValue(server)!;
@@ -34,6 +35,10 @@ internal static class WorkerCommand
                 [nameof(WorkerOptions.SlowdownMs)] = parse.GetValue(slowdown).ToString(CultureInfo.InvariantCulture),
                 [nameof(WorkerOptions.ConnectTimeoutSeconds)] = parse.GetValue(connectTimeout).ToString(CultureInfo.InvariantCulture),
             };
+            if (Wire.ClusterToken.Resolve(parse.GetValue(tokenFile)) is string token)
+            {
+                overrides[nameof(WorkerOptions.Token)] = token;
+            }
             if (parse.GetValue(name) is string n)
             {
                 overrides[nameof(WorkerOptions.Name)] = n;
