@@ -55,6 +55,9 @@ public sealed record WireSettings
 
     /// <summary>The client's HTTP/2 stream window (at most 16 MiB in .NET): how much of a pull may be in flight.</summary>
     public int ClientStreamWindow { get; init; } = 16 * 1024 * 1024;
+
+    /// <summary>Exchange streams (connections) a push is spread over. Default as <see cref="ServerOptions.PushLanes"/>.</summary>
+    public int PushLanes { get; init; } = new ServerOptions().PushLanes;
 }
 
 /// <summary>
@@ -79,7 +82,10 @@ public static class WireBenchmark
     /// <summary>The settings compared with the shipped ones, one change at a time.</summary>
     public static IReadOnlyList<WireSettings> Variants { get; } =
     [
-        new() { Name = "copy of shipped (check)" },
+        new() { Name = "push lanes 2", PushLanes = 2, Shipped = true },
+        new() { Name = "push lanes 3", PushLanes = 3, Shipped = true },
+        new() { Name = "push lanes 4", PushLanes = 4, Shipped = true },
+        new() { Name = "Pull and Push calls (copy)" },
         new() { Name = "chunk 16 Ki floats (64 KiB)", ChunkFloats = 16 * 1024, Shipped = true },
         new() { Name = "chunk 64 Ki floats (256 KiB)", ChunkFloats = 64 * 1024, Shipped = true },
         new() { Name = "chunk 1 Mi floats (4 MiB)", ChunkFloats = 1024 * 1024, Shipped = true },
@@ -202,11 +208,17 @@ public static class WireBenchmark
         return sorted[sorted.Length / 2];
     }
 
-    /// <summary>A server and a client with one <see cref="WireSettings"/>, joined as the only worker of an async run.</summary>
+    /// <summary>
+    /// A server and a client with one <see cref="WireSettings"/>, joined as the only worker of a
+    /// sync run. The shipped client moves weights and gradients on its exchange streams, as a worker
+    /// does; the copy uses the Pull and Push calls.
+    /// </summary>
     private sealed class WireEndpoint : IAsyncDisposable
     {
         private readonly WebApplication _app;
         private readonly ParameterClient? _shipped;
+        private ExchangeSession? _exchange;
+        private readonly ParameterStore _store;
         private readonly WireClient? _copy;
         private readonly JoinReply _join;
         private ChunkLayout? _chunks;
@@ -222,6 +234,7 @@ public static class WireBenchmark
             _join = join;
             _weights = new float[join.ParameterCount];
             _gradient = FloatBytes.AsBytes(new float[join.ParameterCount]);
+            _store = app.Services.GetRequiredService<TrainingCoordinator>().Store;
         }
 
         public static async Task<WireEndpoint> StartAsync(WireSettings settings, string specPath, FashionMnist data)
@@ -236,6 +249,7 @@ public static class WireBenchmark
                 Host = "127.0.0.1",
                 Port = 0,
                 ChunkFloats = settings.ChunkFloats,
+                PushLanes = settings.PushLanes,
             };
             options.Validate();
             var app = settings.Shipped ? ParameterServerHost.Build(options, data) : BuildHost(options, data, settings);
@@ -271,21 +285,33 @@ public static class WireBenchmark
             var cpu = Process.GetCurrentProcess().TotalProcessorTime;
             long start = Stopwatch.GetTimestamp();
             await (_shipped is not null
-                ? _shipped.PullAsync(_join.WorkerId, 0, _weights, (_chunks ??= ParameterClient.ChunksOf(_join)), CancellationToken.None)
+                ? Exchange().PullAsync(_join.WorkerId, 0, _weights, CancellationToken.None)
                 : _copy!.PullAsync(_join.WorkerId, _weights)).ConfigureAwait(false);
             double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
             PullCpu.Add((Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds);
             return seconds;
         }
 
-        /// <summary>Seconds of one push of a whole gradient (zeros), the server's update included.</summary>
+        private ExchangeSession Exchange() =>
+            _exchange ??= _shipped!.OpenExchange(_chunks ??= ParameterClient.ChunksOf(_join), CancellationToken.None, _join.Settings.PushLanes);
+
+        /// <summary>
+        /// Seconds of one push of a whole gradient (zeros) until the server has applied it (each
+        /// chunk as it arrives, as sync mode does): the time until the store's version moves on,
+        /// watched every millisecond.
+        /// </summary>
         public async Task<double> PushAsync()
         {
             var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+            long version = _store.Version;
             long start = Stopwatch.GetTimestamp();
             await (_shipped is not null
-                ? _shipped.PushAsync(_join.WorkerId, _step++, 0, _gradient, (_chunks ??= ParameterClient.ChunksOf(_join)), 0f, 1, CancellationToken.None)
-                : _copy!.PushAsync(_join.WorkerId, _step++, _gradient, _join.ChunkFloats)).ConfigureAwait(false);
+                ? Exchange().PushAsync(_join.WorkerId, _step++, version, _gradient, 0f, 1, CancellationToken.None)
+                : _copy!.PushAsync(_join.WorkerId, _step++, version, _gradient, _join.ChunkFloats)).ConfigureAwait(false);
+            while (_store.Version == version)
+            {
+                await Task.Delay(1).ConfigureAwait(false);
+            }
             double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
             PushCpu.Add((Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds);
             return seconds;
@@ -308,6 +334,10 @@ public static class WireBenchmark
 
         public async ValueTask DisposeAsync()
         {
+            if (_exchange is not null)
+            {
+                await _exchange.DisposeAsync().ConfigureAwait(false);
+            }
             _shipped?.Dispose();
             _copy?.Dispose();
             await _app.StopAsync().ConfigureAwait(false);
@@ -457,7 +487,7 @@ public static class WireBenchmark
             }
         }
 
-        public async Task PushAsync(int worker, long step, ReadOnlyMemory<byte> gradient, int chunkFloats)
+        public async Task PushAsync(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradient, int chunkFloats)
         {
             using var call = Client.Push();
             int chunkBytes = chunkFloats * sizeof(float);
@@ -469,6 +499,7 @@ public static class WireBenchmark
                 {
                     WorkerId = worker,
                     Step = step,
+                    BaseVersion = baseVersion,
                     Index = i,
                     Count = count,
                     Data = UnsafeByteOperations.UnsafeWrap(gradient.Slice(offset, Math.Min(chunkBytes, gradient.Length - offset))),

@@ -22,6 +22,9 @@ public sealed class WorkerRecord(int id, string name)
 
     /// <summary>When it last spoke, in ms since the run started.</summary>
     public double LastSeenMs { get; set; }
+
+    /// <summary>The push its exchange streams are delivering now (the server's own bookkeeping; null between pushes).</summary>
+    internal object? PendingPush { get; set; }
 }
 
 /// <summary>Who has joined, who is active, and when everyone expected is there.</summary>

@@ -52,6 +52,7 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
                 EmulatedForwardMs = run.Options.EmulatedForwardMs,
                 Threads = run.Options.WorkerThreads,
                 Augment = t.Augment ?? "",
+                PushLanes = run.EffectivePushLanes,
             },
         });
     }
@@ -63,7 +64,7 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
     /// <summary>Receives one gradient as chunks, validated one by one, and hands it to the rule.</summary>
     public async Task<PushReply> Push(IAsyncStreamReader<ReceivedGradientChunk> requestStream, ServerCallContext context)
     {
-        var push = new PushAssembly(this);
+        var push = new PushAssembly(this, lanes: 1);
         try
         {
             while (await requestStream.MoveNext(context.CancellationToken).ConfigureAwait(false))
@@ -87,7 +88,9 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
     /// </summary>
     public async Task Exchange(IAsyncStreamReader<ReceivedExchangeRequest> requestStream, IServerStreamWriter<WeightChunk> responseStream, ServerCallContext context)
     {
-        PushAssembly? push = null;
+        var lane = new PushLane();
+        // The push the last chunk was given to: if the stream fails, it is refused on every lane.
+        PushAssembly? feeding = null;
         Task pulling = Task.CompletedTask;
         // A failed pull (a version from the future) ends the call even while it waits for a request.
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
@@ -103,19 +106,17 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
                         pulling = ServePullAfterAsync(pulling, pull, responseStream, failed);
                         break;
                     case { Chunk: { } received }:
-                        push ??= new PushAssembly(this);
-                        push.Accept(received);
-                        if (push.IsComplete)
+                        var push = feeding = lane.InPush ? lane.Push! : PendingPush(received.WorkerId);
+                        if (push.Accept(received, lane))
                         {
                             push.Submit();
-                            push = null;
                         }
                         break;
                     default:
                         throw Reject(StatusCode.InvalidArgument, "exchange request holds neither a pull nor a gradient chunk");
                 }
             }
-            if (push is not null)
+            if (lane.InPush)
             {
                 throw Reject(StatusCode.InvalidArgument, "exchange ended in the middle of a push");
             }
@@ -138,7 +139,10 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
         }
         finally
         {
-            push?.Abandon();
+            if (feeding is { IsDone: false })
+            {
+                feeding.Abandon();
+            }
             if (!pulling.IsCompleted)
             {
                 // Nothing may write to the response once the call has ended.
@@ -245,14 +249,52 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
     }
 
     /// <summary>
-    /// One gradient arriving chunk by chunk: each chunk is checked (worker, order, length, finite
-    /// values) and copied into a pooled buffer as it comes; only a complete gradient reaches the rule.
+    /// Where one exchange stream stands in its worker's current push: the push it feeds and the
+    /// send position (the k-th chunk sent) it must carry next.
     /// </summary>
-    private sealed class PushAssembly(ParameterServerService service)
+    private sealed class PushLane
     {
+        public PushAssembly? Push;
+        public int NextPosition = -1;
+
+        /// <summary>True when the stream is in the middle of a push that has not completed (it may have been refused on another lane: its next chunk then is too).</summary>
+        public bool InPush => Push is { HasAllChunks: false };
+    }
+
+    /// <summary>
+    /// The push a worker's exchange streams (its push lanes) are delivering now: one assembly for
+    /// all of them, whichever stream a chunk comes on. Only one push per worker is ever in flight:
+    /// lanes are used only in sync mode, where a worker's next push needs weights that need every
+    /// chunk of this one.
+    /// </summary>
+    private PushAssembly PendingPush(int workerId)
+    {
+        var worker = Known(workerId);
+        lock (worker)
+        {
+            if (worker.PendingPush is not PushAssembly { IsDone: false } pending)
+            {
+                pending = new PushAssembly(this, run.EffectivePushLanes);
+                worker.PendingPush = pending;
+            }
+            return pending;
+        }
+    }
+
+    /// <summary>
+    /// One gradient arriving chunk by chunk, on one stream or spread over a worker's push lanes
+    /// (the k-th chunk sent on lane k mod lanes): each chunk is checked (worker, order within its
+    /// stream, length, finite values) and copied into a pooled buffer as it comes; only a complete
+    /// gradient reaches the rule. Thread-safe: the lanes' handlers call it concurrently.
+    /// </summary>
+    private sealed class PushAssembly(ParameterServerService service, int lanes)
+    {
+        private readonly Lock _gate = new();
+        private readonly bool[] _laneStarted = new bool[lanes];
         private float[]? _buffer;
         private ReceivedGradientChunk? _first;
         private int _received;
+        private bool _abandoned;
         private Contribution? _contribution;
         private PushOutcome? _refused;
 
@@ -260,60 +302,120 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
 
         public bool IsComplete => _first is not null && _received == service.ChunkCount;
 
-        /// <summary>Checks and copies one chunk; <paramref name="chunk"/> stays the caller's (only its header fields are kept).</summary>
-        public void Accept(ReceivedGradientChunk chunk)
+        /// <summary>Every chunk is in.</summary>
+        public bool HasAllChunks
         {
-            int expected = service.ChunkCount;
-            if (_first is null)
+            get
             {
-                service.Known(chunk.WorkerId);
-                if (chunk.Count != expected)
+                lock (_gate)
                 {
-                    throw service.Reject(StatusCode.InvalidArgument, $"push from worker {chunk.WorkerId} announces {chunk.Count} chunks; a gradient of {Run.Store.Size} floats is {expected} chunks of at most {service.ChunkFloats}");
-                }
-                if (chunk.BaseVersion > Run.Store.Version || chunk.BaseVersion < 0)
-                {
-                    throw service.Reject(StatusCode.FailedPrecondition, $"push from worker {chunk.WorkerId} is based on version {chunk.BaseVersion} but the server is at {Run.Store.Version}: a version from the future");
-                }
-                _first = chunk;
-                _buffer = Run.Pool.Rent();
-            }
-            else if (chunk.WorkerId != _first.WorkerId || chunk.Step != _first.Step || chunk.BaseVersion != _first.BaseVersion)
-            {
-                throw service.Reject(StatusCode.InvalidArgument, $"push from worker {_first.WorkerId} changes its worker, step or base version in chunk {chunk.Index}");
-            }
-            int expectedIndex = _first.Descending ? expected - 1 - _received : _received;
-            if (chunk.Index != expectedIndex)
-            {
-                throw service.Reject(StatusCode.InvalidArgument, $"push from worker {_first.WorkerId}: chunk {chunk.Index} arrived where chunk {expectedIndex} was expected (out of order)");
-            }
-            if (_received == 0 && (chunk.Samples < 1 || !float.IsFinite(chunk.Loss)))
-            {
-                throw service.Reject(StatusCode.InvalidArgument, $"push from worker {chunk.WorkerId} reports {chunk.Samples} samples and loss {chunk.Loss}: need at least 1 sample and a finite loss");
-            }
-            var (offset, floats) = Run.Store.Chunk(chunk.Index);
-            if (chunk.Data.Length != floats * sizeof(float))
-            {
-                throw service.Reject(StatusCode.InvalidArgument, $"push from worker {_first.WorkerId}: chunk {chunk.Index} holds {chunk.Data.Length} bytes; expected {floats * sizeof(float)} ({floats} floats)");
-            }
-            if (!FloatBytes.CopyFinite(chunk.Data, _buffer.AsSpan(offset, floats)))
-            {
-                throw service.Reject(StatusCode.InvalidArgument, $"push from worker {_first.WorkerId}: chunk {chunk.Index} holds NaN or Inf; the gradient is refused and the weights are untouched by it");
-            }
-            _received++;
-            if (Run.Rule.TakesChunks)
-            {
-                // The rule sums each chunk as soon as every worker's is in: hand it over checked.
-                if (_contribution is null && _refused is null)
-                {
-                    _contribution = Run.Rule.Open(_first.WorkerId, _first.Step, _first.BaseVersion, _buffer!, _first.Loss, _first.Samples, out var refused);
-                    _refused = _contribution is null ? refused : null;
-                }
-                if (_contribution is not null)
-                {
-                    Run.Rule.ChunkArrived(_contribution, chunk.Index);
+                    return IsComplete;
                 }
             }
+        }
+
+        /// <summary>Complete, or refused on one of its streams: no chunk may join it any more.</summary>
+        public bool IsDone
+        {
+            get
+            {
+                lock (_gate)
+                {
+                    return IsComplete || _abandoned;
+                }
+            }
+        }
+
+        /// <summary>Checks and copies one chunk (a standalone Push call: its only stream); true when it completed the push.</summary>
+        public bool Accept(ReceivedGradientChunk chunk) => Accept(chunk, _onlyLane ??= new PushLane());
+
+        private PushLane? _onlyLane;
+
+        /// <summary>
+        /// Checks and copies one chunk that came on the stream <paramref name="lane"/>;
+        /// <paramref name="chunk"/> stays the caller's (only its header fields are kept). True when
+        /// it completed the push, which the caller then submits.
+        /// </summary>
+        public bool Accept(ReceivedGradientChunk chunk, PushLane lane)
+        {
+            lock (_gate)
+            {
+                int expected = service.ChunkCount;
+                if (_abandoned)
+                {
+                    throw service.Reject(StatusCode.Aborted, $"push of step {chunk.Step} from worker {chunk.WorkerId} was refused on another of its streams: chunk {chunk.Index} is dropped");
+                }
+                if (_first is null)
+                {
+                    service.Known(chunk.WorkerId);
+                    if (chunk.Count != expected)
+                    {
+                        throw service.Reject(StatusCode.InvalidArgument, $"push from worker {chunk.WorkerId} announces {chunk.Count} chunks; a gradient of {Run.Store.Size} floats is {expected} chunks of at most {service.ChunkFloats}");
+                    }
+                    if (chunk.BaseVersion > Run.Store.Version || chunk.BaseVersion < 0)
+                    {
+                        throw service.Reject(StatusCode.FailedPrecondition, $"push from worker {chunk.WorkerId} is based on version {chunk.BaseVersion} but the server is at {Run.Store.Version}: a version from the future");
+                    }
+                    _first = chunk;
+                    _buffer = Run.Pool.Rent();
+                }
+                else if (chunk.WorkerId != _first.WorkerId || chunk.Step != _first.Step || chunk.BaseVersion != _first.BaseVersion || chunk.Count != expected)
+                {
+                    throw service.Reject(StatusCode.InvalidArgument, $"push from worker {_first.WorkerId} changes its worker, step, base version or chunk count in chunk {chunk.Index}");
+                }
+                // The k-th chunk sent travels on lane k mod lanes, each lane in sending order.
+                int position = _first.Descending ? expected - 1 - chunk.Index : chunk.Index;
+                // A stream's first chunk opens a lane no other stream has opened (in any order: the lanes race).
+                int wanted = lane.Push == this ? lane.NextPosition
+                    : position >= 0 && position < lanes && !_laneStarted[position] ? position
+                    : FirstFreeLane();
+                if (position != wanted || position < 0 || position >= expected)
+                {
+                    int wantedIndex = _first.Descending ? expected - 1 - wanted : wanted;
+                    throw service.Reject(StatusCode.InvalidArgument, $"push from worker {_first.WorkerId}: chunk {chunk.Index} arrived where chunk {wantedIndex} was expected (out of order)");
+                }
+                if (_received == 0 && (chunk.Samples < 1 || !float.IsFinite(chunk.Loss)))
+                {
+                    throw service.Reject(StatusCode.InvalidArgument, $"push from worker {chunk.WorkerId} reports {chunk.Samples} samples and loss {chunk.Loss}: need at least 1 sample and a finite loss");
+                }
+                var (offset, floats) = Run.Store.Chunk(chunk.Index);
+                if (chunk.Data.Length != floats * sizeof(float))
+                {
+                    throw service.Reject(StatusCode.InvalidArgument, $"push from worker {_first.WorkerId}: chunk {chunk.Index} holds {chunk.Data.Length} bytes; expected {floats * sizeof(float)} ({floats} floats)");
+                }
+                if (!FloatBytes.CopyFinite(chunk.Data, _buffer.AsSpan(offset, floats)))
+                {
+                    throw service.Reject(StatusCode.InvalidArgument, $"push from worker {_first.WorkerId}: chunk {chunk.Index} holds NaN or Inf; the gradient is refused and the weights are untouched by it");
+                }
+                if (position < lanes)
+                {
+                    _laneStarted[position] = true;
+                }
+                lane.Push = this;
+                lane.NextPosition = position + lanes;
+                _received++;
+                if (Run.Rule.TakesChunks)
+                {
+                    // The rule sums each chunk as soon as every worker's is in: hand it over checked.
+                    if (_contribution is null && _refused is null)
+                    {
+                        _contribution = Run.Rule.Open(_first.WorkerId, _first.Step, _first.BaseVersion, _buffer!, _first.Loss, _first.Samples, out var refused);
+                        _refused = _contribution is null ? refused : null;
+                    }
+                    if (_contribution is not null)
+                    {
+                        Run.Rule.ChunkArrived(_contribution, chunk.Index);
+                    }
+                }
+                return IsComplete;
+            }
+        }
+
+        /// <summary>The send position a stream's first chunk of this push must have: the first lane no stream has taken yet.</summary>
+        private int FirstFreeLane()
+        {
+            int lane = Array.IndexOf(_laneStarted, false);
+            return lane < 0 ? -1 : lane;
         }
 
         public PushReply Submit()
@@ -342,19 +444,30 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
             return new PushReply { Version = Run.Store.Version, Outcome = OutcomeName(outcome) };
         }
 
-        /// <summary>Gives the buffer back if the push did not reach the rule, or takes what the rule already has of it out.</summary>
+        /// <summary>
+        /// Gives the buffer back if the push did not reach the rule, or takes what the rule already
+        /// has of it out; chunks still coming on the worker's other lanes are then refused.
+        /// </summary>
         public void Abandon()
         {
-            if (_contribution is not null)
+            lock (_gate)
             {
-                Run.Rule.Abandon(_contribution);
-                _contribution = null;
-                _buffer = null;
-            }
-            if (_buffer is not null)
-            {
-                Run.Pool.Return(_buffer);
-                _buffer = null;
+                if (IsComplete && _buffer is null)
+                {
+                    return;
+                }
+                _abandoned = true;
+                if (_contribution is not null)
+                {
+                    Run.Rule.Abandon(_contribution);
+                    _contribution = null;
+                    _buffer = null;
+                }
+                if (_buffer is not null)
+                {
+                    Run.Pool.Return(_buffer);
+                    _buffer = null;
+                }
             }
         }
     }

@@ -27,6 +27,9 @@ public sealed record ServerOptions
     /// <summary>Floats per chunk on the wire: 65,536 (256 KiB), small enough that a worker sends most of a model's gradient during backward.</summary>
     public int ChunkFloats { get; init; } = ParameterStore.DefaultChunkFloats;
 
+    /// <summary>Exchange streams (connections) each worker spreads a push over; 1 to 8. Default 1.</summary>
+    public int PushLanes { get; init; } = 1;
+
     /// <summary>real: workers run the engine; emulated: they wait <see cref="EmulatedComputeMs"/> instead. Default real.</summary>
     public string Compute { get; init; } = "real";
 
@@ -101,6 +104,10 @@ public sealed record ServerOptions
         if (ChunkFloats < 1024 || ChunkFloats > 1 << 22)
         {
             throw new InvalidOptionException($"--chunk-floats {ChunkFloats} is not allowed: use 1,024 to 4,194,304");
+        }
+        if (PushLanes is < 1 or > 8)
+        {
+            throw new InvalidOptionException($"--push-lanes {PushLanes} is not allowed: use 1 to 8");
         }
         if (Compute is not ("real" or "emulated"))
         {

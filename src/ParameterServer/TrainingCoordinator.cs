@@ -70,6 +70,13 @@ public sealed class TrainingCoordinator : IDisposable
         _samplesPerEpoch = data.Train.Count;
     }
 
+    /// <summary>
+    /// The push lanes workers use: <see cref="ServerOptions.PushLanes"/> in sync mode applied chunk
+    /// by chunk, else 1 — a worker whose next push could start before every lane of this one has
+    /// arrived (async, ssp, backup workers) sends on one stream, in order.
+    /// </summary>
+    public int EffectivePushLanes => Rule.TakesChunks ? Options.PushLanes : 1;
+
     /// <summary>Throws <see cref="InvalidOptionException"/> when an emulated-compute timetable does not give one time per chunk of <paramref name="chunks"/>.</summary>
     public static void CheckEmulatedProfile(ServerOptions options, ChunkLayout chunks)
     {

@@ -24,12 +24,26 @@ public sealed class ParameterClient : IDisposable
 {
     private readonly GrpcChannel _channel;
     private readonly CallInvoker _invoker;
+    private readonly string _address;
+    private readonly int _maxMessageBytes;
+    private readonly string? _token;
+    private readonly List<(GrpcChannel Channel, CallInvoker Invoker)> _laneConnections = [];
 
     /// <summary>
     /// Connects (lazily) to <paramref name="address"/> with HTTP/2 windows sized for whole-model
     /// transfers; every call carries <paramref name="token"/> when given (<see cref="ClusterToken"/>).
     /// </summary>
     public ParameterClient(string address, int maxMessageBytes = 8 * 1024 * 1024, string? token = null)
+    {
+        _address = address;
+        _maxMessageBytes = maxMessageBytes;
+        _token = token;
+        (_channel, _invoker) = Connect();
+        Client = new Wire.ParameterServer.ParameterServerClient(_invoker);
+    }
+
+    /// <summary>A channel of its own (so its own HTTP/2 connection) to the server, and an invoker whose calls carry the token.</summary>
+    private (GrpcChannel Channel, CallInvoker Invoker) Connect()
     {
         var handler = new SocketsHttpHandler
         {
@@ -38,20 +52,21 @@ public sealed class ParameterClient : IDisposable
             PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
             ConnectTimeout = TimeSpan.FromSeconds(5),
         };
-        _channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions
+        var channel = GrpcChannel.ForAddress(_address, new GrpcChannelOptions
         {
             HttpHandler = handler,
-            MaxReceiveMessageSize = maxMessageBytes,
-            MaxSendMessageSize = maxMessageBytes,
+            MaxReceiveMessageSize = _maxMessageBytes,
+            MaxSendMessageSize = _maxMessageBytes,
         });
-        _invoker = token is null
-            ? _channel.CreateCallInvoker()
-            : _channel.Intercept(metadata =>
+        string? token = _token;
+        var invoker = token is null
+            ? channel.CreateCallInvoker()
+            : channel.Intercept(metadata =>
             {
                 metadata.Add(ClusterToken.HeaderName, token);
                 return metadata;
             });
-        Client = new Wire.ParameterServer.ParameterServerClient(_invoker);
+        return (channel, invoker);
     }
 
     /// <summary>How the model <paramref name="join"/> describes is cut into chunks, as the server cuts it.</summary>
@@ -87,9 +102,28 @@ public sealed class ParameterClient : IDisposable
         return await call.ResponseAsync.ConfigureAwait(false);
     }
 
-    /// <summary>Opens the worker's long-lived exchange stream (pulls and pushes without a call each), for weights cut as <paramref name="chunks"/>.</summary>
-    public ExchangeSession OpenExchange(ChunkLayout chunks, CancellationToken cancel) =>
-        new(_invoker.AsyncDuplexStreamingCall(WireMethods.Worker.Exchange, null, new CallOptions(cancellationToken: cancel)), chunks);
+    /// <summary>
+    /// Opens the worker's long-lived exchange stream (pulls and pushes without a call each), for
+    /// weights cut as <paramref name="chunks"/>, and <paramref name="pushLanes"/> − 1 more exchange
+    /// streams, each on a connection of its own, that pushes are spread over.
+    /// </summary>
+    public ExchangeSession OpenExchange(ChunkLayout chunks, CancellationToken cancel, int pushLanes = 1)
+    {
+        var options = new CallOptions(cancellationToken: cancel);
+        var lanes = new List<AsyncDuplexStreamingCall<ExchangeRequest, ReceivedWeightChunk>> { _invoker.AsyncDuplexStreamingCall(WireMethods.Worker.Exchange, null, options) };
+        lock (_laneConnections)
+        {
+            while (_laneConnections.Count < pushLanes - 1)
+            {
+                _laneConnections.Add(Connect());
+            }
+            for (int i = 1; i < pushLanes; i++)
+            {
+                lanes.Add(_laneConnections[i - 1].Invoker.AsyncDuplexStreamingCall(WireMethods.Worker.Exchange, null, options));
+            }
+        }
+        return new ExchangeSession(lanes, chunks);
+    }
 
     /// <summary>
     /// Reads one pull's chunks (each once, in any order: a version still being built arrives in the
@@ -160,19 +194,45 @@ public sealed class ParameterClient : IDisposable
     }
 
     /// <inheritdoc/>
-    public void Dispose() => _channel.Dispose();
+    public void Dispose()
+    {
+        _channel.Dispose();
+        foreach (var (channel, _) in _laneConnections)
+        {
+            channel.Dispose();
+        }
+    }
 }
 
 /// <summary>
 /// A worker's long-lived exchange stream: pulls and pushes travel on one HTTP/2 stream for the
-/// whole run, so a step costs no call setup, headers or trailers.
+/// whole run, so a step costs no call setup, headers or trailers. With push lanes, pushes are
+/// spread over more such streams, each on its own connection: the k-th chunk sent goes on lane
+/// k mod lanes, one write in flight per lane, because one HTTP/2 stream of .NET's client hands
+/// its data to the connection's writer 16 KiB frame by frame, one frame at a time.
 /// </summary>
-public sealed class ExchangeSession(AsyncDuplexStreamingCall<ExchangeRequest, ReceivedWeightChunk> call, ChunkLayout chunks) : IAsyncDisposable
+public sealed class ExchangeSession : IAsyncDisposable
 {
+    private readonly AsyncDuplexStreamingCall<ExchangeRequest, ReceivedWeightChunk> call;
+    private readonly IReadOnlyList<AsyncDuplexStreamingCall<ExchangeRequest, ReceivedWeightChunk>> _lanes;
+    private readonly ChunkLayout chunks;
+    private readonly Task[] _inFlight;
     private Task<PullResult>? _reading;
+
+    /// <summary>A session on <paramref name="lanes"/> (the first carries the pulls too), for weights cut as <paramref name="layout"/>.</summary>
+    public ExchangeSession(IReadOnlyList<AsyncDuplexStreamingCall<ExchangeRequest, ReceivedWeightChunk>> lanes, ChunkLayout layout)
+    {
+        call = lanes[0];
+        _lanes = lanes;
+        chunks = layout;
+        _inFlight = [.. lanes.Select(_ => Task.CompletedTask)];
+    }
 
     /// <summary>How weights and gradients are cut into chunks.</summary>
     public ChunkLayout Chunks => chunks;
+
+    /// <summary>Streams a push is spread over.</summary>
+    public int PushLanes => _lanes.Count;
 
     /// <summary>Asks for the weights (not before <paramref name="minVersion"/>) and reads them into <paramref name="weights"/>.</summary>
     public async Task<PullResult> PullAsync(int worker, long minVersion, float[] weights, CancellationToken cancel) =>
@@ -193,8 +253,9 @@ public sealed class ExchangeSession(AsyncDuplexStreamingCall<ExchangeRequest, Re
     }
 
     /// <summary>
-    /// Writes one request. When the server has already ended the stream (it refused a push), the
-    /// write fails with a bare cancellation; the server's own status is read and thrown instead.
+    /// Writes one request on the first stream. When the server has already ended the stream (it
+    /// refused a push), the write fails with a bare cancellation; the server's own status is read
+    /// and thrown instead.
     /// </summary>
     private async Task WriteAsync(ExchangeRequest request, CancellationToken cancel)
     {
@@ -210,54 +271,98 @@ public sealed class ExchangeSession(AsyncDuplexStreamingCall<ExchangeRequest, Re
                 await _reading.ConfigureAwait(false);
                 throw;
             }
-            while (await call.ResponseStream.MoveNext(cancel).ConfigureAwait(false))
-            {
-                call.ResponseStream.Current.Dispose();
-            }
+            await DrainAsync(call, cancel).ConfigureAwait(false);
             throw;
         }
     }
 
-    /// <summary>Sends one gradient as chunks.</summary>
+    /// <summary>Writes one gradient chunk on push lane <paramref name="lane"/> (not the first); a refusal is reported with the server's status.</summary>
+    private async Task WriteOnLaneAsync(int lane, ExchangeRequest request, CancellationToken cancel)
+    {
+        try
+        {
+            await _lanes[lane].RequestStream.WriteAsync(request, cancel).ConfigureAwait(false);
+        }
+        catch (RpcException) when (!cancel.IsCancellationRequested)
+        {
+            await DrainAsync(_lanes[lane], cancel).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Reads a stream's response to its end, so that the server's status, if it ended the call, is thrown.</summary>
+    private static async Task DrainAsync(AsyncDuplexStreamingCall<ExchangeRequest, ReceivedWeightChunk> lane, CancellationToken cancel)
+    {
+        while (await lane.ResponseStream.MoveNext(cancel).ConfigureAwait(false))
+        {
+            lane.ResponseStream.Current.Dispose();
+        }
+    }
+
+    /// <summary>Sends one gradient as chunks, in ascending order, and waits until they are all handed to the transport.</summary>
     public async Task PushAsync(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, float loss, int samples, CancellationToken cancel)
     {
-        foreach (var chunk in ParameterClient.Chunks(worker, step, baseVersion, gradientBytes, chunks, loss, samples))
+        for (int i = 0; i < chunks.Count; i++)
         {
-            await WriteAsync(new ExchangeRequest { Chunk = chunk }, cancel).ConfigureAwait(false);
+            var chunk = ParameterClient.Chunk(worker, step, baseVersion, gradientBytes, chunks, i, i == 0 || _lanes.Count > 1, loss, samples, descending: false);
+            await SendOnLaneAsync(new ExchangeRequest { Chunk = chunk }, position: i, cancel).ConfigureAwait(false);
         }
+        await PushSentAsync().ConfigureAwait(false);
     }
 
     /// <summary>
     /// Sends chunk <paramref name="index"/> of a descending push (the first one sent carries the
-    /// loss and the sample count). The caller sends count-1 down to 0, each once it is final.
+    /// loss and the sample count; with lanes every chunk does, since the lanes race). The caller
+    /// sends count-1 down to 0, each once it is final, then waits for <see cref="PushSentAsync"/>
+    /// before it changes the gradient again. With lanes this returns once the chunk's lane is free,
+    /// so the lanes send in parallel.
     /// </summary>
-    public Task PushChunkAsync(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, int index, bool first, float loss, int samples, CancellationToken cancel) =>
-        WriteAsync(new ExchangeRequest { Chunk = ParameterClient.Chunk(worker, step, baseVersion, gradientBytes, chunks, index, first, loss, samples, descending: true) }, cancel);
+    public async Task PushChunkAsync(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, int index, bool first, float loss, int samples, CancellationToken cancel)
+    {
+        var request = new ExchangeRequest { Chunk = ParameterClient.Chunk(worker, step, baseVersion, gradientBytes, chunks, index, first || _lanes.Count > 1, loss, samples, descending: true) };
+        await SendOnLaneAsync(request, position: chunks.Count - 1 - index, cancel).ConfigureAwait(false);
+    }
 
-    /// <summary>Ends the stream; a pull still waiting is dropped (the server ends it), and nothing waits more than 5 s.</summary>
+    /// <summary>Sends the <paramref name="position"/>-th chunk of a push on its lane, once that lane's previous write is done.</summary>
+    private async Task SendOnLaneAsync(ExchangeRequest request, int position, CancellationToken cancel)
+    {
+        int lane = position % _lanes.Count;
+        await _inFlight[lane].ConfigureAwait(false);
+        _inFlight[lane] = lane == 0 ? WriteAsync(request, cancel) : WriteOnLaneAsync(lane, request, cancel);
+        if (_lanes.Count == 1)
+        {
+            await _inFlight[0].ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Completes when every chunk given to <see cref="PushChunkAsync"/> has been handed to the transport (the gradient may then change).</summary>
+    public Task PushSentAsync() => Task.WhenAll(_inFlight);
+
+    /// <summary>Ends the streams; a pull still waiting is dropped (the server ends it), and nothing waits more than 5 s.</summary>
     public async ValueTask DisposeAsync()
     {
         using var bounded = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-        try
+        for (int lane = 0; lane < _lanes.Count; lane++)
         {
-            await call.RequestStream.CompleteAsync().ConfigureAwait(false);
-            if (_reading is { IsCompleted: false })
+            try
             {
-                await _reading.WaitAsync(bounded.Token).ConfigureAwait(false);
-            }
-            else
-            {
-                while (await call.ResponseStream.MoveNext(bounded.Token).ConfigureAwait(false))
+                await _inFlight[lane].WaitAsync(bounded.Token).ConfigureAwait(false);
+                await _lanes[lane].RequestStream.CompleteAsync().ConfigureAwait(false);
+                if (lane == 0 && _reading is { IsCompleted: false })
                 {
-                    call.ResponseStream.Current.Dispose();
+                    await _reading.WaitAsync(bounded.Token).ConfigureAwait(false);
+                }
+                else
+                {
+                    await DrainAsync(_lanes[lane], bounded.Token).ConfigureAwait(false);
                 }
             }
+            catch (Exception e) when (e is RpcException or OperationCanceledException or InvalidDataException or TimeoutException)
+            {
+                // The server may have ended the run and the stream already.
+            }
+            _lanes[lane].Dispose();
         }
-        catch (Exception e) when (e is RpcException or OperationCanceledException or InvalidDataException)
-        {
-            // The server may have ended the run and the stream already.
-        }
-        call.Dispose();
     }
 }
 

@@ -96,7 +96,7 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
             join.WorkerId, join.WorkerCount, settings.Mode, model.ParameterCount, join.ShardIndex, join.ShardCount, batches.SampleCount, settings.Batch, threads, settings.Compute);
 
         var chunks = ChunkLayout.ForTensors(model.NamedParameters, model.ParameterCount, join.ChunkFloats);
-        await using var exchange = client.OpenExchange(chunks, cancel);
+        await using var exchange = client.OpenExchange(chunks, cancel, Math.Max(1, settings.PushLanes));
         using var heartbeats = new CancellationTokenSource();
         var heartbeat = HeartbeatLoopAsync(client, join.WorkerId, heartbeats.Token);
         // NOTE: in sync mode a worker asks for version t+1 as soon as the forward pass of step t is
@@ -225,6 +225,7 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
             {
                 await exchange.PushChunkAsync(join.WorkerId, step, version, gradientBytes, index, first: index == chunks.Count - 1, batchLoss, count, cancel).ConfigureAwait(false);
             }
+            await exchange.PushSentAsync().ConfigureAwait(false);
         }, cancel);
         try
         {

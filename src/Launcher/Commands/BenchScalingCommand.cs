@@ -48,7 +48,7 @@ internal static class BenchScalingCommand
             workers, samples, outDir,
             flags.Training.Model, flags.Training.Batch, flags.Training.LearningRate, flags.Training.Optimizer, flags.Training.WeightDecay,
             flags.Training.Seed, flags.Training.Data, flags.Training.Schedule, flags.Training.ClipNorm, flags.Training.Augment,
-            flags.BackupWorkers, flags.Mode, flags.ChunkFloats, flags.Compute, flags.EmulatedComputeMs, flags.EmulatedChunkReadyMs, flags.EmulatedChunkNeededMs, flags.EmulatedForwardMs, flags.WorkerThreads,
+            flags.BackupWorkers, flags.Mode, flags.ChunkFloats, flags.PushLanes, flags.Compute, flags.EmulatedComputeMs, flags.EmulatedChunkReadyMs, flags.EmulatedChunkNeededMs, flags.EmulatedForwardMs, flags.WorkerThreads,
         };
         command.SetAction(async (parse, cancel) =>
         {

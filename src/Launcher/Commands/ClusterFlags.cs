@@ -20,6 +20,8 @@ internal sealed class ClusterFlags
 
     public Option<int> ChunkFloats { get; } = new("--chunk-floats") { Description = "floats per chunk on the wire", DefaultValueFactory = _ => Defaults.ChunkFloats };
 
+    public Option<int> PushLanes { get; } = new("--push-lanes") { Description = "connections each worker spreads a push over (large models push faster on 2)", DefaultValueFactory = _ => Defaults.PushLanes };
+
     public Option<string> Compute { get; } = new("--compute") { Description = "real, or emulated (workers wait --emulated-compute-ms instead of computing)", DefaultValueFactory = _ => Defaults.Compute };
 
     public Option<double> EmulatedComputeMs { get; } = new("--emulated-compute-ms") { Description = "the wait that replaces forward/backward with --compute emulated" };
@@ -43,6 +45,7 @@ internal sealed class ClusterFlags
         command.Options.Add(BackupWorkers);
         command.Options.Add(Mode);
         command.Options.Add(ChunkFloats);
+        command.Options.Add(PushLanes);
         command.Options.Add(Compute);
         command.Options.Add(EmulatedComputeMs);
         command.Options.Add(EmulatedChunkReadyMs);
@@ -60,6 +63,7 @@ internal sealed class ClusterFlags
         BackupWorkers = parse.GetValue(BackupWorkers),
         Mode = parse.GetValue(Mode)!,
         ChunkFloats = parse.GetValue(ChunkFloats),
+        PushLanes = parse.GetValue(PushLanes),
         Compute = parse.GetValue(Compute)!,
         EmulatedComputeMs = parse.GetValue(EmulatedComputeMs),
         EmulatedChunkReadyMs = ServerOptions.ParseMilliseconds("--emulated-chunk-ready-ms", parse.GetValue(EmulatedChunkReadyMs)),
@@ -89,6 +93,7 @@ internal sealed class ClusterFlags
             "--backup-workers", o.BackupWorkers.ToString(CultureInfo.InvariantCulture),
             "--mode", o.Mode,
             "--chunk-floats", o.ChunkFloats.ToString(CultureInfo.InvariantCulture),
+            "--push-lanes", o.PushLanes.ToString(CultureInfo.InvariantCulture),
             "--compute", o.Compute,
             "--emulated-compute-ms", o.EmulatedComputeMs.ToString("R", CultureInfo.InvariantCulture),
             "--worker-threads", o.WorkerThreads.ToString(CultureInfo.InvariantCulture),
