@@ -63,9 +63,11 @@ public sealed record WireSettings
 /// <summary>
 /// Wire throughput on loopback (<c>quick wire [ROUNDS] [FILTER]</c>): 100 MiB sent over a bare TCP
 /// socket, and a 100 MiB gradient pushed and 100 MiB of weights pulled through the parameter
-/// server's real chunked gRPC streams (a server in this process, a model of 26.2 M parameters), as
-/// GiB/s and as a fraction of raw TCP; then the same under other chunk sizes, HTTP/2 windows, frame
-/// sizes, response buffers and socket settings. This machine's load drifts, so every round times a
+/// server's real chunked gRPC streams (a server in this process in sync mode, a model of 26.2 M
+/// parameters; the shipped client on its exchange streams, as a worker; a push is timed until the
+/// server has applied it), as GiB/s and as a fraction of raw TCP; then the same with push lanes,
+/// through the Pull and Push calls, and under other chunk sizes, HTTP/2 windows, frame sizes,
+/// response buffers and socket settings (those on the calls, with a copy of the client). This machine's load drifts, so every round times a
 /// raw TCP transfer, the shipped pull and push and the variant's pull and push back to back, and
 /// the figures are medians over rounds; "× shipped" is the median of the per-round ratios. All
 /// settings at the default 7 rounds take about 2.5 minutes; a FILTER such as <c>"chunk|window"</c> picks some.
