@@ -123,16 +123,31 @@ public sealed class PushLaneTests
         });
     }
 
-    [Fact]
-    public async Task AChunkOnTheWrongLaneIsRefusedAndTheWeightsAreUntouched()
+    /// <summary>Joins two workers (the second never pushes, so no chunk of a push is applied alone) and pulls the first weights.</summary>
+    private static async Task<(JoinReply Join, ChunkLayout Layout, float[] Before)> JoinTwoAsync(ParameterClient client)
     {
-        await using var app = await StartAsync(lanes: 2, workers: 2);
-        using var client = new ParameterClient(ParameterServerHost.ListeningAddress(app));
         var join = await client.Client.JoinAsync(new JoinRequest { WorkerName = "a" });
         await client.Client.JoinAsync(new JoinRequest { WorkerName = "b" });
         var layout = ParameterClient.ChunksOf(join);
         var before = new float[join.ParameterCount];
         await client.PullAsync(join.WorkerId, 0, before, layout, CancellationToken.None);
+        return (join, layout, before);
+    }
+
+    private static async Task AssertWeightsUntouchedAsync(ParameterClient client, JoinReply join, ChunkLayout layout, float[] before)
+    {
+        var after = new float[join.ParameterCount];
+        var pulled = await client.PullAsync(join.WorkerId, 0, after, layout, CancellationToken.None);
+        Assert.Equal(0, pulled.Version);
+        Assert.Equal(before, after);
+    }
+
+    [Fact]
+    public async Task AChunkOnTheWrongLaneIsRefusedAndTheWeightsAreUntouched()
+    {
+        await using var app = await StartAsync(lanes: 2, workers: 2);
+        using var client = new ParameterClient(ParameterServerHost.ListeningAddress(app));
+        var (join, layout, before) = await JoinTwoAsync(client);
 
         using var lane = client.Client.Exchange();
         int last = layout.Count - 1;
@@ -143,10 +158,7 @@ public sealed class PushLaneTests
 
         Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
         Assert.Contains($"chunk {last - 1} arrived where chunk {last - 2} was expected (out of order)", e.Status.Detail);
-        var after = new float[join.ParameterCount];
-        var pulled = await client.PullAsync(join.WorkerId, 0, after, layout, CancellationToken.None);
-        Assert.Equal(0, pulled.Version);
-        Assert.Equal(before, after);
+        await AssertWeightsUntouchedAsync(client, join, layout, before);
     }
 
     [Fact]
@@ -154,11 +166,7 @@ public sealed class PushLaneTests
     {
         await using var app = await StartAsync(lanes: 2, workers: 2);
         using var client = new ParameterClient(ParameterServerHost.ListeningAddress(app));
-        var join = await client.Client.JoinAsync(new JoinRequest { WorkerName = "a" });
-        await client.Client.JoinAsync(new JoinRequest { WorkerName = "b" });
-        var layout = ParameterClient.ChunksOf(join);
-        var before = new float[join.ParameterCount];
-        await client.PullAsync(join.WorkerId, 0, before, layout, CancellationToken.None);
+        var (join, layout, before) = await JoinTwoAsync(client);
 
         using var lane0 = client.Client.Exchange();
         using var lane1 = client.Client.Exchange();
@@ -175,9 +183,6 @@ public sealed class PushLaneTests
         Assert.Equal(StatusCode.Aborted, dropped.StatusCode);
         Assert.Contains("was refused on another of its streams", dropped.Status.Detail);
 
-        var after = new float[join.ParameterCount];
-        var pulled = await client.PullAsync(join.WorkerId, 0, after, layout, CancellationToken.None);
-        Assert.Equal(0, pulled.Version);
-        Assert.Equal(before, after);
+        await AssertWeightsUntouchedAsync(client, join, layout, before);
     }
 }
