@@ -60,7 +60,12 @@ internal static class ServerCommand
         output.WriteLine($"parameter server listening on {ParameterServerHost.ListeningAddress(app)}: mode {run.Rule.Name}, {options.Workers} worker(s)"
             + (options.BackupWorkers > 0 ? $" + {options.BackupWorkers} backup" : "")
             + $", model {run.Spec.Name ?? options.Training.Model} ({run.Store.Size:N0} parameters), data {data.Source}, {options.Training.Epochs} epoch(s)"
+            + (run.EffectivePushLanes > 1 ? $", {run.EffectivePushLanes} push lanes" : "")
             + (token is null ? "" : ", cluster token required"));
+        if (options.PushLanes > run.EffectivePushLanes)
+        {
+            output.WriteLine($"note: --push-lanes {options.PushLanes} applies to sync mode without backup workers or --clip-norm; mode {run.Rule.Name} pushes on 1 lane");
+        }
         if (token is null && !System.Net.IPAddress.IsLoopback(System.Net.IPAddress.Parse(options.Host)))
         {
             output.WriteLine($"warning: no cluster token: anyone who reaches port {options.Port} can join, push gradients and read the weights; "
