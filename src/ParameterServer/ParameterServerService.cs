@@ -106,7 +106,7 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
                         pulling = ServePullAfterAsync(pulling, pull, responseStream, failed);
                         break;
                     case { Chunk: { } received }:
-                        var push = feeding = lane.InPush ? lane.Push! : PendingPush(received.WorkerId);
+                        var push = feeding = lane.InPush ? lane.Push! : PendingPush(received);
                         if (push.Accept(received, lane))
                         {
                             push.Submit();
@@ -267,11 +267,16 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
     /// lanes are used only in sync mode, where a worker's next push needs weights that need every
     /// chunk of this one.
     /// </summary>
-    private PushAssembly PendingPush(int workerId)
+    private PushAssembly PendingPush(ReceivedGradientChunk chunk)
     {
-        var worker = Known(workerId);
+        var worker = Known(chunk.WorkerId);
         lock (worker)
         {
+            if (worker.PendingPush is PushAssembly { IsRefused: true } refused && refused.Step == chunk.Step)
+            {
+                // A lane whose first chunk comes after the push was refused on another lane.
+                throw Reject(StatusCode.Aborted, $"push of step {chunk.Step} from worker {chunk.WorkerId} was refused on another of its streams: chunk {chunk.Index} is dropped");
+            }
             if (worker.PendingPush is not PushAssembly { IsDone: false } pending)
             {
                 pending = new PushAssembly(this, run.EffectivePushLanes);
@@ -310,6 +315,30 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
                 lock (_gate)
                 {
                     return IsComplete;
+                }
+            }
+        }
+
+        /// <summary>Refused on one of its streams before it was complete.</summary>
+        public bool IsRefused
+        {
+            get
+            {
+                lock (_gate)
+                {
+                    return _abandoned;
+                }
+            }
+        }
+
+        /// <summary>The worker's step this push is for, once a chunk has been accepted; else -1.</summary>
+        public long Step
+        {
+            get
+            {
+                lock (_gate)
+                {
+                    return _first?.Step ?? -1;
                 }
             }
         }

@@ -78,7 +78,7 @@ public sealed class ClusterTokenTests : IAsyncLifetime
         ];
         foreach (var call in calls)
         {
-            var e = await Assert.ThrowsAsync<RpcException>(call);
+            var e = await Assert.ThrowsAsync<RpcException>(() => call().WaitAsync(TimeSpan.FromSeconds(30)));
             Assert.Equal(StatusCode.Unauthenticated, e.StatusCode);
             Assert.Contains(said, e.Status.Detail);
             Assert.Contains(ClusterToken.EnvironmentVariable, e.Status.Detail);
