@@ -258,7 +258,7 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
         public int NextPosition = -1;
 
         /// <summary>True when the stream is in the middle of a push that has not completed (it may have been refused on another lane: its next chunk then is too).</summary>
-        public bool InPush => Push is { HasAllChunks: false };
+        public bool InPush => Push is { IsComplete: false };
     }
 
     /// <summary>
@@ -272,7 +272,7 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
         var worker = Known(chunk.WorkerId);
         lock (worker)
         {
-            if (worker.PendingPush is PushAssembly { IsRefused: true } refused && refused.Step == chunk.Step)
+            if (worker.PendingPush is PushAssembly refused && refused.WasRefusedAt(chunk.Step))
             {
                 // A lane whose first chunk comes after the push was refused on another lane.
                 throw Reject(StatusCode.Aborted, $"push of step {chunk.Step} from worker {chunk.WorkerId} was refused on another of its streams: chunk {chunk.Index} is dropped");
@@ -296,6 +296,7 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
     {
         private readonly Lock _gate = new();
         private readonly bool[] _laneStarted = new bool[lanes];
+        private readonly PushLane _onlyLane = new();
         private float[]? _buffer;
         private ReceivedGradientChunk? _first;
         private int _received;
@@ -305,41 +306,24 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
 
         private TrainingCoordinator Run => service.Coordinator;
 
-        public bool IsComplete => _first is not null && _received == service.ChunkCount;
-
-        /// <summary>Every chunk is in.</summary>
-        public bool HasAllChunks
+        /// <summary>Every chunk is in. (The gate is re-entrant: Accept reads it under the lock too.)</summary>
+        public bool IsComplete
         {
             get
             {
                 lock (_gate)
                 {
-                    return IsComplete;
+                    return _first is not null && _received == service.ChunkCount;
                 }
             }
         }
 
-        /// <summary>Refused on one of its streams before it was complete.</summary>
-        public bool IsRefused
+        /// <summary>Whether this push, for the worker's step <paramref name="step"/>, was refused on one of its streams before it was complete.</summary>
+        public bool WasRefusedAt(long step)
         {
-            get
+            lock (_gate)
             {
-                lock (_gate)
-                {
-                    return _abandoned;
-                }
-            }
-        }
-
-        /// <summary>The worker's step this push is for, once a chunk has been accepted; else -1.</summary>
-        public long Step
-        {
-            get
-            {
-                lock (_gate)
-                {
-                    return _first?.Step ?? -1;
-                }
+                return _abandoned && _first?.Step == step;
             }
         }
 
@@ -356,9 +340,7 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
         }
 
         /// <summary>Checks and copies one chunk (a standalone Push call: its only stream); true when it completed the push.</summary>
-        public bool Accept(ReceivedGradientChunk chunk) => Accept(chunk, _onlyLane ??= new PushLane());
-
-        private PushLane? _onlyLane;
+        public bool Accept(ReceivedGradientChunk chunk) => Accept(chunk, _onlyLane);
 
         /// <summary>
         /// Checks and copies one chunk that came on the stream <paramref name="lane"/>;
