@@ -58,6 +58,9 @@ public sealed record WireSettings
 
     /// <summary>Exchange streams (connections) a push is spread over. Default as <see cref="ServerOptions.PushLanes"/>.</summary>
     public int PushLanes { get; init; } = new ServerOptions().PushLanes;
+
+    /// <summary>The shipped client's connections gather writes and read ahead (<see cref="CoalescingSocketStream"/>); false: SocketsHttpHandler's own socket.</summary>
+    public bool GatherWrites { get; init; } = true;
 }
 
 /// <summary>
@@ -87,6 +90,7 @@ public static class WireBenchmark
         new() { Name = "push lanes 2", PushLanes = 2, Shipped = true },
         new() { Name = "push lanes 3", PushLanes = 3, Shipped = true },
         new() { Name = "push lanes 4", PushLanes = 4, Shipped = true },
+        new() { Name = "HTTP/2 client's own socket", GatherWrites = false, Shipped = true },
         new() { Name = "Pull and Push calls (copy)" },
         new() { Name = "chunk 16 Ki floats (64 KiB)", ChunkFloats = 16 * 1024, Shipped = true },
         new() { Name = "chunk 64 Ki floats (256 KiB)", ChunkFloats = 64 * 1024, Shipped = true },
@@ -258,7 +262,7 @@ public static class WireBenchmark
             await app.StartAsync().ConfigureAwait(false);
             string address = ParameterServerHost.ListeningAddress(app);
             int maxMessage = ParameterServerHost.MaxMessageBytes(settings.ChunkFloats);
-            var shipped = settings.Shipped ? new ParameterClient(address, maxMessage) : null;
+            var shipped = settings.Shipped ? new ParameterClient(address, maxMessage, null, settings.GatherWrites) : null;
             var copy = settings.Shipped ? null : new WireClient(address, maxMessage, settings.ClientStreamWindow);
             var join = await (shipped?.Client ?? copy!.Client).JoinAsync(new JoinRequest { WorkerName = "wire-benchmark" }).ConfigureAwait(false);
             return new WireEndpoint(app, shipped, copy, join);

@@ -18,7 +18,8 @@ public readonly record struct PullResult(long Version, bool Finished, double Wai
 /// The worker's side of the wire: pulls weights and pushes gradients as chunked streams. The
 /// gradient buffer is wrapped once as bytes and sliced per chunk, so a push copies nothing before
 /// gRPC's own send buffer; pulled chunks are read by hand (<see cref="WireMethods.Worker"/>) into
-/// pooled buffers and copied into the weights.
+/// pooled buffers and copied into the weights. Its connections gather the HTTP/2 client's small
+/// socket writes into large sends (<see cref="CoalescingSocketStream"/>).
 /// </summary>
 public sealed class ParameterClient : IDisposable
 {
@@ -27,6 +28,7 @@ public sealed class ParameterClient : IDisposable
     private readonly string _address;
     private readonly int _maxMessageBytes;
     private readonly string? _token;
+    private readonly bool _gatherWrites;
     private readonly List<(GrpcChannel Channel, CallInvoker Invoker)> _laneConnections = [];
 
     /// <summary>
@@ -34,7 +36,14 @@ public sealed class ParameterClient : IDisposable
     /// transfers; every call carries <paramref name="token"/> when given (<see cref="ClusterToken"/>).
     /// </summary>
     public ParameterClient(string address, int maxMessageBytes = 8 * 1024 * 1024, string? token = null)
+        : this(address, maxMessageBytes, token, gatherWrites: true)
     {
+    }
+
+    /// <summary>As the public constructor; <paramref name="gatherWrites"/> false leaves the HTTP/2 client its own socket (<see cref="CoalescingSocketStream"/>), for the benchmarks.</summary>
+    internal ParameterClient(string address, int maxMessageBytes, string? token, bool gatherWrites)
+    {
+        _gatherWrites = gatherWrites;
         _address = address;
         _maxMessageBytes = maxMessageBytes;
         _token = token;
@@ -52,6 +61,10 @@ public sealed class ParameterClient : IDisposable
             PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
             ConnectTimeout = TimeSpan.FromSeconds(5),
         };
+        if (_gatherWrites)
+        {
+            handler.ConnectCallback = (context, cancel) => CoalescingSocketStream.ConnectAsync(context.DnsEndPoint, cancel);
+        }
         var channel = GrpcChannel.ForAddress(_address, new GrpcChannelOptions
         {
             HttpHandler = handler,
