@@ -58,19 +58,26 @@ public sealed class LocalClusterTests
         string outDir = scratch.File("scaling");
 
         var (code, output, error) = CliRunner.Run("bench", "scaling", "--workers", "1,2", "--model", "mlp", "--mode", "sync",
-            "--compute", "emulated", "--emulated-compute-ms", "2", "--samples-per-run", "1", "--out", outDir);
+            "--compute", "emulated", "--emulated-compute-ms", "2", "--samples-per-run", "1", "--repeats", "2", "--out", outDir);
 
         Assert.True(code == 0, output + error);
         string csv = Path.Combine(outDir, "scaling-mlp-sync-emulated.csv");
         string[] rows = File.ReadAllLines(csv);
         Assert.Equal(3, rows.Length);
+        Assert.EndsWith(",runs", rows[0]);
         foreach (string row in rows[1..])
         {
             string[] cells = row.Split(',');
             double imagesPerSec = double.Parse(cells[6], System.Globalization.CultureInfo.InvariantCulture);
             double efficiency = double.Parse(cells[8], System.Globalization.CultureInfo.InvariantCulture);
             Assert.True(imagesPerSec > 0 && efficiency > 0.05 && efficiency < 2, row);
+            Assert.Equal("2", cells[^1]);
         }
+        // The counts took turns: 1, 2, 1, 2, each run with its own logs.
+        string[] order = [.. output.Split('\n').Where(l => l.Contains(" of 2: ")).Select(l => l.Trim()[..l.Trim().IndexOf(':')])];
+        Assert.Equal(["1 worker(s), run 1 of 2", "2 worker(s), run 1 of 2", "1 worker(s), run 2 of 2", "2 worker(s), run 2 of 2"], order);
+        Assert.True(Directory.Exists(Path.Combine(outDir, "logs", "workers-2-run-2")));
+        Assert.Contains("median of 2 runs", output);
         Assert.True(new FileInfo(Path.ChangeExtension(csv, ".png")).Length > 1000);
     }
 
@@ -194,6 +201,30 @@ public sealed class LocalClusterTests
         Assert.Equal(Cli.UsageError, code);
         Assert.Contains(named, error);
         Assert.DoesNotContain("local cluster", output);
+    }
+
+    [Theory]
+    [InlineData("--repeats", "0", "--repeats 0")]
+    [InlineData("--repeats", "10", "--repeats 10")]
+    [InlineData("--workers", "1,0", "'0' is not a worker count")]
+    public void BenchScalingRejectsBadFlagsBeforeStartingAnything(string flag, string value, string named)
+    {
+        var (code, output, error) = CliRunner.Run("bench", "scaling", flag, value, "--compute", "emulated", "--emulated-compute-ms", "2");
+        Assert.Equal(Cli.UsageError, code);
+        Assert.Contains(named, error);
+        Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.DoesNotContain("worker(s)", output);
+    }
+
+    [Fact]
+    public void ScalingReportsTheMedianRunOfEachCountWithItsOwnTimeSplit()
+    {
+        static ScalingPoint Run(double imagesPerSec, double pushMs) => new(8, imagesPerSec, imagesPerSec, 100, pushMs, 10, 0, 0, 300, 19_200, 10, 30);
+
+        var median = BenchScalingCommand.MedianRun([Run(900, 1), Run(1100, 3), Run(1000, 2)]);
+        Assert.Equal((1000, 2), (median.ImagesPerSec, median.PushMs));
+        // An even number of runs: the lower middle one, a run that happened, not an average.
+        Assert.Equal(1000, BenchScalingCommand.MedianRun([Run(1100, 3), Run(1000, 2)]).ImagesPerSec);
     }
 
     [Fact]

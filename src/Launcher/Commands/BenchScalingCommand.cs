@@ -31,6 +31,9 @@ internal static class BenchScalingCommand
     /// </summary>
     private const int MinStepsPerWorker = 300;
 
+    /// <summary>Most runs per worker count.</summary>
+    private const int MaxRepeats = 9;
+
     /// <summary>Creates <c>bench</c> with its <c>scaling</c> subcommand.</summary>
     public static Command Create(TextWriter output) => new("bench", "measure a local cluster") { CreateScaling(output) };
 
@@ -39,13 +42,14 @@ internal static class BenchScalingCommand
         var flags = new ClusterFlags();
         var workers = new Option<string>("--workers") { Description = "worker counts to run, comma-separated", DefaultValueFactory = _ => "1,2,4,8" };
         var samples = new Option<int>("--samples-per-run") { Description = $"samples each run trains on at least (and {MinStepsPerWorker} steps per worker), rounded up to whole epochs", DefaultValueFactory = _ => 40_000 };
+        var repeats = new Option<int>("--repeats") { Description = $"runs per worker count, taken in turns (1, 2, 4, …, 1, 2, 4, …); each count reports its median run (1 to {MaxRepeats})", DefaultValueFactory = _ => 1 };
         var outDir = new Option<string>("--out") { Description = "directory for the CSV file, the PNG plot and the runs' logs", DefaultValueFactory = _ => "scaling-results" };
         // NOTE: a benchmark should not depend on what happens to be installed: the embedded subset by default.
         flags.Training.Data.DefaultValueFactory = _ => "embedded";
         flags.Training.Data.Description = "Fashion-MNIST: 'embedded' or a directory of IDX files";
         var command = new Command("scaling", "run a local cluster for each worker count and report images/s, speed-up, efficiency and the time split")
         {
-            workers, samples, outDir,
+            workers, samples, repeats, outDir,
             flags.Training.Model, flags.Training.Batch, flags.Training.LearningRate, flags.Training.Optimizer, flags.Training.WeightDecay,
             flags.Training.Seed, flags.Training.Data, flags.Training.Schedule, flags.Training.ClipNorm, flags.Training.Augment,
             flags.BackupWorkers, flags.Mode, flags.ChunkFloats, flags.PushLanes, flags.Compute, flags.EmulatedComputeMs, flags.EmulatedChunkReadyMs, flags.EmulatedChunkNeededMs, flags.EmulatedForwardMs, flags.WorkerThreads,
@@ -58,16 +62,25 @@ internal static class BenchScalingCommand
             {
                 throw new InvalidOptionException($"--samples-per-run {perRun} is not allowed: use 1 or more");
             }
+            int runs = parse.GetValue(repeats);
+            if (runs < 1 || runs > MaxRepeats)
+            {
+                throw new InvalidOptionException($"--repeats {runs} is not allowed: use 1 to {MaxRepeats}");
+            }
             // --epochs and --metrics are not flags here: the run length comes from --samples-per-run.
             // The test set is evaluated once, at the end of each run: evaluations are not training throughput.
             var options = flags.Bind(parse) with { Workers = counts[^1], Host = "127.0.0.1", Port = 0, TargetAccuracy = null, EvaluateEachEpoch = false };
             options = options with { Training = options.Training with { Epochs = 1, Metrics = null } };
             options.Validate();
             bool emulatedGiven = parse.GetResult(flags.EmulatedComputeMs) is not null;
-            return await RunAsync(options, counts, perRun, emulatedGiven, parse.GetValue(outDir)!, output, cancel).ConfigureAwait(false);
+            return await RunAsync(options, counts, perRun, runs, emulatedGiven, parse.GetValue(outDir)!, output, cancel).ConfigureAwait(false);
         });
         return command;
     }
+
+    /// <summary>The run of median throughput (the lower middle one of an even number), with its own time split.</summary>
+    internal static ScalingPoint MedianRun(IReadOnlyList<ScalingPoint> runs) =>
+        runs.OrderBy(p => p.ImagesPerSec).ElementAt((runs.Count - 1) / 2);
 
     /// <summary>Parses <c>1,2,4,8</c> into distinct ascending counts of 1 to 256.</summary>
     internal static int[] ParseWorkers(string text)
@@ -84,7 +97,7 @@ internal static class BenchScalingCommand
         return [.. counts];
     }
 
-    private static async Task<int> RunAsync(ServerOptions options, int[] counts, int samplesPerRun, bool emulatedGiven, string outDir, TextWriter output, CancellationToken cancel)
+    private static async Task<int> RunAsync(ServerOptions options, int[] counts, int samplesPerRun, int repeats, bool emulatedGiven, string outDir, TextWriter output, CancellationToken cancel)
     {
         var data = FashionMnist.Load(options.Training.Data);
         options.Training.Validate().RequireFits(data);
@@ -107,30 +120,36 @@ internal static class BenchScalingCommand
             $"bench scaling: {options.Training.Model}, mode {options.Mode}, compute {options.Compute}{(options.Compute == "emulated" ? $" ({options.EmulatedComputeMs:F2} ms per step, forward {options.EmulatedForwardMs:F1} ms{Times("weights needed at", options.EmulatedChunkNeededMs)}{Times("gradients final at", options.EmulatedChunkReadyMs)})" : "")}, "
             + $"at least {samplesPerRun:N0} samples and {MinStepsPerWorker} steps per worker in each run, in whole epochs of {data.Source}; workers {string.Join(",", counts)}"));
 
-        var points = new List<ScalingPoint>();
-        foreach (int n in counts)
+        // NOTE: with repeats the counts take turns, so that a drift in the machine's load falls on
+        // every count alike rather than on whichever ran during it.
+        var runs = counts.ToDictionary(n => n, _ => new List<ScalingPoint>());
+        for (int r = 0; r < repeats; r++)
         {
-            string logs = Path.Combine(outDir, "logs", $"workers-{n}");
-            var clock = Stopwatch.StartNew();
-            var run = options with { Workers = n, Training = options.Training with { Epochs = EpochsFor(n) } };
-            var result = await LocalCommand.RunAsync(run, new Dictionary<int, double>(), logs, output, live: false, quiet: true, cancel).ConfigureAwait(false);
-            if (result.ExitCode == 130)
+            foreach (int n in counts)
             {
-                output.WriteLine($"stopped during the run with {n} worker(s): no results written");
-                return 130;
+                string logs = Path.Combine(outDir, "logs", repeats == 1 ? $"workers-{n}" : $"workers-{n}-run-{r + 1}");
+                var clock = Stopwatch.StartNew();
+                var run = options with { Workers = n, Training = options.Training with { Epochs = EpochsFor(n) } };
+                var result = await LocalCommand.RunAsync(run, new Dictionary<int, double>(), logs, output, live: false, quiet: true, cancel).ConfigureAwait(false);
+                if (result.ExitCode == 130)
+                {
+                    output.WriteLine($"stopped during the run with {n} worker(s): no results written");
+                    return 130;
+                }
+                if (result.ExitCode != 0 || result.Status is null)
+                {
+                    output.WriteLine($"the run with {n} worker(s) failed (exit code {result.ExitCode}); logs in {logs}");
+                    return result.ExitCode == 0 ? 1 : result.ExitCode;
+                }
+                var point = ToPoint(n, result.Status);
+                runs[n].Add(point);
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"  {n} worker(s){(repeats > 1 ? $", run {r + 1} of {repeats}" : "")}: {point.ImagesPerSec:N0} images/s, {run.Training.Epochs} epoch(s), {point.Updates:N0} updates, {clock.Elapsed.TotalSeconds:F1} s"));
             }
-            if (result.ExitCode != 0 || result.Status is null)
-            {
-                output.WriteLine($"the run with {n} worker(s) failed (exit code {result.ExitCode}); logs in {logs}");
-                return result.ExitCode == 0 ? 1 : result.ExitCode;
-            }
-            var point = ToPoint(n, result.Status);
-            points.Add(point);
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  {n} worker(s): {point.ImagesPerSec:N0} images/s, {run.Training.Epochs} epoch(s), {point.Updates:N0} updates, {clock.Elapsed.TotalSeconds:F1} s"));
         }
+        var points = counts.Select(n => MedianRun(runs[n])).ToList();
 
-        var report = new ScalingReport(options.Training.Model, options.Mode, options.Compute, options.EmulatedComputeMs, options.Training.Batch, points);
+        var report = new ScalingReport(options.Training.Model, options.Mode, options.Compute, options.EmulatedComputeMs, options.Training.Batch, points, repeats);
         report.WriteTable(Terminal.For(output));
         string csv = Path.Combine(outDir, report.FileStem + ".csv");
         string png = Path.Combine(outDir, report.FileStem + ".png");

@@ -31,7 +31,7 @@ internal sealed record ScalingPoint(
 /// efficiency are relative to the smallest worker count N₀ (normally 1): speed-up(N) =
 /// T(N) / T(N₀) and efficiency(N) = T(N) / (N/N₀ · T(N₀)), where T is images/s.
 /// </summary>
-internal sealed class ScalingReport(string model, string mode, string compute, double emulatedComputeMs, int batch, IReadOnlyList<ScalingPoint> points)
+internal sealed class ScalingReport(string model, string mode, string compute, double emulatedComputeMs, int batch, IReadOnlyList<ScalingPoint> points, int runs = 1)
 {
     private ScalingPoint Baseline => points[0];
 
@@ -43,7 +43,7 @@ internal sealed class ScalingReport(string model, string mode, string compute, d
 
     /// <summary>The title every output carries: model, mode, compute and batch.</summary>
     public string Title => string.Create(CultureInfo.InvariantCulture,
-        $"scaling of {model}, mode {mode}, compute {(compute == "emulated" ? $"emulated ({emulatedComputeMs:F1} ms per step)" : "real")}, batch {batch} per worker");
+        $"scaling of {model}, mode {mode}, compute {(compute == "emulated" ? $"emulated ({emulatedComputeMs:F1} ms per step)" : "real")}, batch {batch} per worker{(runs > 1 ? $", median of {runs} runs" : "")}");
 
     /// <summary>The base of the output file names: <c>scaling-MODEL-MODE-COMPUTE</c>.</summary>
     public string FileStem => $"scaling-{Safe(model)}-{Safe(mode)}-{compute}";
@@ -77,13 +77,13 @@ internal sealed class ScalingReport(string model, string mode, string compute, d
     {
         var csv = new StringBuilder();
         csv.AppendLine("model,mode,compute,emulated_compute_ms,batch,workers,images_per_sec,speedup,efficiency,compute_frac,push_frac,pull_frac,wait_frac,"
-            + "compute_ms,push_ms,pull_ms,wait_ms,startup_wait_ms,updates,samples,seconds,mean_step_ms,wall_images_per_sec");
+            + "compute_ms,push_ms,pull_ms,wait_ms,startup_wait_ms,updates,samples,seconds,mean_step_ms,wall_images_per_sec,runs");
         foreach (var p in points)
         {
             csv.AppendLine(string.Create(CultureInfo.InvariantCulture,
                 $"{Safe(model)},{mode},{compute},{emulatedComputeMs:F3},{batch},{p.Workers},{p.ImagesPerSec:F1},{SpeedUp(p):F4},{Efficiency(p):F4},"
                 + $"{p.ComputeMs / p.TotalMs:F4},{p.PushMs / p.TotalMs:F4},{p.PullMs / p.TotalMs:F4},{p.WaitMs / p.TotalMs:F4},"
-                + $"{p.ComputeMs:F1},{p.PushMs:F1},{p.PullMs:F1},{p.WaitMs:F1},{p.StartupWaitMs:F1},{p.Updates},{p.Samples},{p.Seconds:F2},{p.MeanStepMs:F3},{p.WallImagesPerSec:F1}"));
+                + $"{p.ComputeMs:F1},{p.PushMs:F1},{p.PullMs:F1},{p.WaitMs:F1},{p.StartupWaitMs:F1},{p.Updates},{p.Samples},{p.Seconds:F2},{p.MeanStepMs:F3},{p.WallImagesPerSec:F1},{runs}"));
         }
         WriteAtomically(path, tmp => File.WriteAllText(tmp, csv.ToString()));
     }
