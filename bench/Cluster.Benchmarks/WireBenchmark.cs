@@ -59,7 +59,7 @@ public sealed record WireSettings
     /// <summary>Exchange streams (connections) a push is spread over. Default as <see cref="ServerOptions.PushLanes"/>.</summary>
     public int PushLanes { get; init; } = new ServerOptions().PushLanes;
 
-    /// <summary>The shipped client's connections gather writes and read ahead (<see cref="CoalescingSocketStream"/>); false: SocketsHttpHandler's own socket.</summary>
+    /// <summary>The shipped client's connections gather writes into large sends (<see cref="CoalescingSocketStream"/>); false: SocketsHttpHandler's own socket.</summary>
     public bool GatherWrites { get; init; } = true;
 }
 

@@ -24,8 +24,6 @@ public sealed class CoalescingSocketStream : Stream
     /// <summary>Writes up to this size go straight to the socket when nothing is queued.</summary>
     private const int InlineBytes = 16 * 1024;
 
-    private long _unsent;
-
     private readonly Socket _socket;
     private readonly Pipe _pipe = new(new PipeOptions(
         pauseWriterThreshold: PauseBytes,
@@ -34,6 +32,9 @@ public sealed class CoalescingSocketStream : Stream
         useSynchronizationContext: false));
 
     private readonly List<ArraySegment<byte>> _gathered = [];
+
+    /// <summary>Bytes written to the pipe and not yet sent.</summary>
+    private long _unsent;
 
     /// <summary>Takes over <paramref name="socket"/>, connected; disposing the stream closes it.</summary>
     public CoalescingSocketStream(Socket socket)
@@ -78,7 +79,7 @@ public sealed class CoalescingSocketStream : Stream
                         }
                         _gathered.Add(array);
                     }
-                    // One sendmsg for everything queued; loopback takes it whole, a slow link in parts.
+                    // One sendmsg for everything queued (the loop only guards against a partial count).
                     long sent = 0;
                     while (sent < queued.Length)
                     {
@@ -133,7 +134,7 @@ public sealed class CoalescingSocketStream : Stream
             }
             catch (SocketException e)
             {
-                throw new IOException($"the connection to the parameter server failed: {e.Message}", e);
+                throw Failed(e);
             }
         }
         Interlocked.Add(ref _unsent, buffer.Length);
@@ -144,13 +145,16 @@ public sealed class CoalescingSocketStream : Stream
         }
         catch (Exception e) when (e is not OperationCanceledException and not IOException)
         {
-            throw new IOException($"the connection to the parameter server failed: {e.Message}", e);
+            // The send loop's failure, handed on by the pipe.
+            throw Failed(e);
         }
         if (result.IsCompleted)
         {
             throw new IOException("the connection to the parameter server is closed");
         }
     }
+
+    private static IOException Failed(Exception e) => new($"the connection to the parameter server failed: {e.Message}", e);
 
     /// <inheritdoc/>
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
