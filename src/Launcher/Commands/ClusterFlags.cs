@@ -20,7 +20,7 @@ internal sealed class ClusterFlags
 
     public Option<int> ChunkFloats { get; } = new("--chunk-floats") { Description = "floats per chunk on the wire", DefaultValueFactory = _ => Defaults.ChunkFloats };
 
-    public Option<int> PushLanes { get; } = new("--push-lanes") { Description = "connections each worker spreads a push over (large models push faster on 2)", DefaultValueFactory = _ => Defaults.PushLanes };
+    public Option<int> PushLanes { get; } = new("--push-lanes") { Description = "connections each worker spreads a push over (for workers with cores and a link of their own)", DefaultValueFactory = _ => Defaults.PushLanes };
 
     public Option<string> Compute { get; } = new("--compute") { Description = "real, or emulated (workers wait --emulated-compute-ms instead of computing)", DefaultValueFactory = _ => Defaults.Compute };
 
