@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
@@ -11,8 +12,10 @@ namespace Cluster.Worker;
 /// thousands of send calls, each of which runs the receiving side of loopback TCP and wakes the
 /// server. Here a write only copies into a pipe; one send loop drains it, and whatever gathered
 /// while a send was under way goes out in the next single send (as Kestrel's own socket transport
-/// does). A write waits only when <see cref="PauseBytes"/> are queued; a small write with nothing
-/// queued is sent at once. Reads go straight to the socket. Like any stream, one write at a time.
+/// does). Only bulk transfers take that path: a write is sent at once, as the client's own socket
+/// would send it, when nothing is queued and the burst of writes it belongs to has not passed
+/// <see cref="BulkBytes"/>. A write waits only when <see cref="PauseBytes"/> are queued. Reads go
+/// straight to the socket. Like any stream, one write at a time.
 /// </summary>
 public sealed class CoalescingSocketStream : Stream
 {
@@ -21,8 +24,11 @@ public sealed class CoalescingSocketStream : Stream
 
     private const int SegmentBytes = 256 * 1024;
 
-    /// <summary>Writes up to this size go straight to the socket when nothing is queued.</summary>
-    private const int InlineBytes = 16 * 1024;
+    /// <summary>A burst of writes larger than this is a bulk transfer, which the send loop gathers.</summary>
+    public const long BulkBytes = 2 * 1024 * 1024;
+
+    /// <summary>A pause between writes longer than this ends a burst.</summary>
+    private static readonly TimeSpan BurstGap = TimeSpan.FromMilliseconds(1);
 
     private readonly Socket _socket;
     private readonly Pipe _pipe = new(new PipeOptions(
@@ -35,6 +41,11 @@ public sealed class CoalescingSocketStream : Stream
 
     /// <summary>Bytes written to the pipe and not yet sent.</summary>
     private long _unsent;
+
+    /// <summary>Bytes written since the last pause of more than <see cref="BurstGap"/>.</summary>
+    private long _burstBytes;
+
+    private long _lastWrite;
 
     /// <summary>Takes over <paramref name="socket"/>, connected; disposing the stream closes it.</summary>
     public CoalescingSocketStream(Socket socket)
@@ -122,14 +133,24 @@ public sealed class CoalescingSocketStream : Stream
     /// <inheritdoc/>
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        // NOTE: the HTTP/2 client writes from one loop, one write at a time: when nothing is
-        // queued, a small write (a pull request, a window update, a small chunk) goes out at once
-        // from here, without the hop to the send loop; it cannot overtake queued bytes.
-        if (buffer.Length <= InlineBytes && Volatile.Read(ref _unsent) == 0)
+        // NOTE: the HTTP/2 client writes from one loop, one write at a time. While nothing is
+        // queued and the writes so far form less than a bulk transfer, a write goes out at once
+        // from here: a pull request, a window update or a model of a few MB (a lenet push) is
+        // cheaper sent directly than copied and handed to the send loop. It cannot overtake
+        // queued bytes.
+        long now = Stopwatch.GetTimestamp();
+        if (Stopwatch.GetElapsedTime(_lastWrite, now) > BurstGap)
+        {
+            _burstBytes = 0;
+        }
+        _lastWrite = now;
+        _burstBytes += buffer.Length;
+        if (_burstBytes <= BulkBytes && Volatile.Read(ref _unsent) == 0)
         {
             try
             {
                 await _socket.SendAsync(buffer, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+                _lastWrite = Stopwatch.GetTimestamp();
                 return;
             }
             catch (SocketException e)

@@ -19,7 +19,7 @@ public readonly record struct PullResult(long Version, bool Finished, double Wai
 /// gradient buffer is wrapped once as bytes and sliced per chunk, so a push copies nothing before
 /// gRPC's own send buffer; pulled chunks are read by hand (<see cref="WireMethods.Worker"/>) into
 /// pooled buffers and copied into the weights. Its connections gather the HTTP/2 client's small
-/// socket writes into large sends (<see cref="CoalescingSocketStream"/>).
+/// socket writes into large sends during bulk transfers (<see cref="CoalescingSocketStream"/>).
 /// </summary>
 public sealed class ParameterClient : IDisposable
 {

@@ -41,7 +41,7 @@ public sealed class CoalescingSocketStreamTests : IDisposable
         using var _ = peer;
         await using var __ = stream;
         var random = new Random(7);
-        // Small frames, 16 KiB frames, and one write larger than the queue's pause threshold.
+        // Small frames, 16 KiB frames, and one write larger than a bulk burst and the queue's pause threshold.
         int[] sizes = [9, 13, 16_393, 16_393, 1, 32_768, CoalescingSocketStream.PauseBytes + 12_345, 100, 16_393];
         var sent = new byte[sizes.Sum()];
         random.NextBytes(sent);
@@ -51,6 +51,11 @@ public sealed class CoalescingSocketStreamTests : IDisposable
         {
             await stream.WriteAsync(sent.AsMemory(offset, size)).AsTask().WaitAsync(Bound);
             offset += size;
+            if (size > CoalescingSocketStream.BulkBytes)
+            {
+                // A pause ends the burst: the next writes may go out at once again, never ahead of queued bytes.
+                await Task.Delay(5);
+            }
         }
         Assert.Equal(sent, await receiving);
 
