@@ -90,11 +90,11 @@ public sealed class CoalescingSocketStream : Stream
                         }
                         _gathered.Add(array);
                     }
-                    // One sendmsg for everything queued (the loop only guards against a partial count).
-                    long sent = 0;
-                    while (sent < queued.Length)
+                    // One sendmsg for everything queued: a stream socket's send completes when all of it is sent.
+                    int sent = await _socket.SendAsync(_gathered, SocketFlags.None).ConfigureAwait(false);
+                    if (sent != queued.Length)
                     {
-                        sent += await _socket.SendAsync(sent == 0 ? _gathered : Remaining(_gathered, sent), SocketFlags.None).ConfigureAwait(false);
+                        throw new IOException($"the socket took {sent} of {queued.Length} queued bytes");
                     }
                 }
                 reader.AdvanceTo(queued.End);
@@ -111,23 +111,6 @@ public sealed class CoalescingSocketStream : Stream
             // The writer sees the failure on its next write, as it would have seen the socket's.
             await reader.CompleteAsync(e).ConfigureAwait(false);
         }
-    }
-
-    /// <summary>The part of <paramref name="segments"/> after the first <paramref name="skip"/> bytes.</summary>
-    private static List<ArraySegment<byte>> Remaining(List<ArraySegment<byte>> segments, long skip)
-    {
-        var rest = new List<ArraySegment<byte>>();
-        foreach (var segment in segments)
-        {
-            if (skip >= segment.Count)
-            {
-                skip -= segment.Count;
-                continue;
-            }
-            rest.Add(segment.Slice((int)skip));
-            skip = 0;
-        }
-        return rest;
     }
 
     /// <inheritdoc/>
