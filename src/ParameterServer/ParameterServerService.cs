@@ -193,8 +193,8 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
             var sent = new bool[count];
             for (int n = 0; n < count; n++)
             {
-                // A version still being built is sent in the order its chunks become final.
-                int index = await snapshot.ReadyChunkAsync(n, cancel).ConfigureAwait(false);
+                // A version still being built is sent as its chunks become final, the ready ones lowest index first.
+                int index = await snapshot.NextChunkAsync(sent, cancel).ConfigureAwait(false);
                 if (index < 0)
                 {
                     await SendRestAsync(writer, sent, cancel).ConfigureAwait(false);

@@ -4,14 +4,15 @@ namespace Cluster.ParameterServer;
 /// The weights of one version as raw little-endian float32 bytes, which pulls stream without
 /// copying. A version may be sent while it is still being built: in synchronous mode the server
 /// updates each chunk as soon as every worker's gradient for it is in, marks it ready, and pulls
-/// already waiting for that version stream the chunks in the order they became ready.
+/// already waiting for that version stream its ready chunks lowest index first (the order forward
+/// needs them in), so the first layers' chunk, final last, overtakes the later layers' still unsent.
 /// Reference-counted: the store reuses the buffer once no pull holds it and a newer version has
 /// been published, so publishing a version allocates nothing in steady state.
 /// </summary>
 public sealed class WeightSnapshot
 {
     private readonly ParameterStore _owner;
-    private readonly int[] _readyOrder;
+    private readonly bool[] _isReady;
     private readonly object _readiness = new();
     private int _references;
     private int _ready;
@@ -22,7 +23,7 @@ public sealed class WeightSnapshot
     {
         _owner = owner;
         Bytes = new byte[checked(floats * sizeof(float))];
-        _readyOrder = new int[chunks];
+        _isReady = new bool[chunks];
     }
 
     /// <summary>The version these weights are.</summary>
@@ -32,22 +33,32 @@ public sealed class WeightSnapshot
     public byte[] Bytes { get; }
 
     /// <summary>Chunks on the wire.</summary>
-    public int ChunkCount => _readyOrder.Length;
+    public int ChunkCount => _isReady.Length;
 
     /// <summary>
-    /// The chunk that became ready <paramref name="n"/>-th (from 0), once it has; -1 when the version
-    /// will never be complete (the run ended while it was being built).
+    /// The lowest-index chunk that holds its final values and is not yet in <paramref name="sent"/>,
+    /// once there is one; -1 when there will be none (the run ended while the version was being
+    /// built). Lowest first because chunk order is the order forward uses the weights in: in sync
+    /// mode the first layers' gradients are final last, and a pull still sending later layers'
+    /// chunks then sends the first layers' next, as soon as its current chunk is written, instead
+    /// of after every chunk queued before it.
     /// </summary>
-    public async ValueTask<int> ReadyChunkAsync(int n, CancellationToken cancel)
+    public async ValueTask<int> NextChunkAsync(bool[] sent, CancellationToken cancel)
     {
         while (true)
         {
             Task wait;
             lock (_readiness)
             {
-                if (n < _ready)
+                if (_ready > 0)
                 {
-                    return _readyOrder[n];
+                    for (int i = 0; i < _isReady.Length; i++)
+                    {
+                        if (_isReady[i] && !sent[i])
+                        {
+                            return i;
+                        }
+                    }
                 }
                 if (_abandoned)
                 {
@@ -66,6 +77,7 @@ public sealed class WeightSnapshot
         lock (_readiness)
         {
             _ready = 0;
+            Array.Clear(_isReady);
             _abandoned = false;
         }
     }
@@ -75,7 +87,8 @@ public sealed class WeightSnapshot
     {
         lock (_readiness)
         {
-            _readyOrder[_ready++] = chunk;
+            _isReady[chunk] = true;
+            _ready++;
         }
         Wake();
     }
@@ -85,11 +98,8 @@ public sealed class WeightSnapshot
     {
         lock (_readiness)
         {
-            for (int i = 0; i < _readyOrder.Length; i++)
-            {
-                _readyOrder[i] = i;
-            }
-            _ready = _readyOrder.Length;
+            Array.Fill(_isReady, true);
+            _ready = _isReady.Length;
         }
         Wake();
     }
