@@ -134,12 +134,9 @@ public sealed class RunRecorder
         }
     }
 
-    /// <summary>Steps left out of <see cref="SteadyStepMs"/>: while every process's JIT and the connections warm up.</summary>
-    public const int WarmUpSteps = 50;
-
     /// <summary>
-    /// Mean time between updates once warm, in ms: after the first <see cref="WarmUpSteps"/>, or
-    /// over the second half of a run shorter than twice that. What throughput benchmarks report.
+    /// Mean time between updates once warm, in ms: over the second half of the run's steps
+    /// (<see cref="SteadyMean"/>). What throughput benchmarks report.
     /// </summary>
     public double SteadyStepMs
     {
@@ -147,16 +144,28 @@ public sealed class RunRecorder
         {
             lock (_lock)
             {
-                int skip = _stepMs.Count >= 2 * WarmUpSteps ? WarmUpSteps : _stepMs.Count / 2;
-                int n = _stepMs.Count - skip;
-                double sum = 0;
-                for (int i = skip; i < _stepMs.Count; i++)
-                {
-                    sum += _stepMs[i];
-                }
-                return n == 0 ? 0 : sum / n;
+                return SteadyMean(_stepMs);
             }
         }
+    }
+
+    /// <summary>
+    /// The mean of the second half of <paramref name="stepMs"/> (the middle step counted with it
+    /// when the count is odd), 0 for none. The first half is warm-up: each process's JIT compiles
+    /// its hot paths once they have run a few dozen times, and with N workers and the server
+    /// sharing a few cores that takes longer the more processes there are (about 4 s, some 130
+    /// steps, with 8 emulated workers on 2 cores, against 1–2 s alone), so a fixed number of
+    /// warm-up steps would leave part of it inside the many-worker runs only.
+    /// </summary>
+    public static double SteadyMean(IReadOnlyList<double> stepMs)
+    {
+        int skip = stepMs.Count / 2;
+        double sum = 0;
+        for (int i = skip; i < stepMs.Count; i++)
+        {
+            sum += stepMs[i];
+        }
+        return stepMs.Count == 0 ? 0 : sum / (stepMs.Count - skip);
     }
 
     /// <summary>Mean time between updates, in ms.</summary>

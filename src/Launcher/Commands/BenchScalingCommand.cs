@@ -26,10 +26,11 @@ internal static class BenchScalingCommand
     private const int TimedSteps = 20;
 
     /// <summary>
-    /// Steps every worker makes at least, whatever <c>--samples-per-run</c> says: a worker process
-    /// runs its first few dozen calls before the JIT has optimized them, which must not be most of a run.
+    /// Steps every worker makes at least, whatever <c>--samples-per-run</c> says: throughput is
+    /// timed over the second half of a run (<see cref="RunRecorder.SteadyMean"/>), which must be
+    /// well past the JIT warm-up of every process even with 16 workers on 2 cores.
     /// </summary>
-    private const int MinStepsPerWorker = 300;
+    private const int MinStepsPerWorker = 400;
 
     /// <summary>Most runs per worker count.</summary>
     private const int MaxRepeats = 9;
@@ -166,8 +167,8 @@ internal static class BenchScalingCommand
     private static ScalingPoint ToPoint(int workers, StatusReply status)
     {
         double steadyMs = status.Version * status.MeanStepMs;
-        // NOTE: throughput once warm (after the first steps, while the JIT of every process and the
-        // connections warm up), as throughput benchmarks time their iterations after a warm-up.
+        // NOTE: throughput once warm (the second half of the steps: the first half is every
+        // process's JIT warm-up), as throughput benchmarks time their iterations after a warm-up.
         double imagesPerSec = status.Version > 1 && status.SteadyStepMs > 0
             ? (double)status.Samples / status.Version / (status.SteadyStepMs / 1000)
             : status.ImagesPerSec;

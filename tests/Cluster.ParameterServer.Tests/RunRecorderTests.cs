@@ -1,0 +1,32 @@
+namespace Cluster.ParameterServer.Tests;
+
+/// <summary>The steady step time that throughput is reported from.</summary>
+public sealed class RunRecorderTests
+{
+    [Fact]
+    public void SteadyMeanLeavesOutTheFirstHalfOfTheSteps()
+    {
+        // A warm-up of slow steps, then steady ones: only the steady half counts.
+        Assert.Equal(10.0, RunRecorder.SteadyMean([90, 50, 30, 10, 10, 10]), 12);
+        // An odd count keeps the middle step.
+        Assert.Equal(20.0, RunRecorder.SteadyMean([90, 50, 30, 20, 10]), 12);
+        Assert.Equal(7.0, RunRecorder.SteadyMean([7]), 12);
+        Assert.Equal(0.0, RunRecorder.SteadyMean([]));
+    }
+
+    [Fact]
+    public void SteadyStepTimeOfARunComesFromItsSecondHalf()
+    {
+        var recorder = new RunRecorder();
+        recorder.RecordApplied(1, 0f, []);
+        Thread.Sleep(200);
+        recorder.RecordApplied(1, 0f, []);
+        for (int i = 0; i < 3; i++)
+        {
+            recorder.RecordApplied(1, 0f, []);
+        }
+        // Steps of ≥ 200, ~0, ~0, ~0 ms: the second half holds only the fast ones.
+        Assert.True(recorder.SteadyStepMs < 100, $"steady step {recorder.SteadyStepMs} ms");
+        Assert.True(recorder.MeanStepMs >= 50, $"mean step {recorder.MeanStepMs} ms");
+    }
+}
