@@ -233,6 +233,9 @@ public sealed class StreamingSyncRule : ConsistencyRule
     {
         var (offset, length) = Store.Chunk(index);
         var sum = _sum.AsSpan(0, length);
+        // The first contributor is read in place: alone it is applied as it is, and with others
+        // the first addition writes the sum, so no pass copies it (same sums, same order).
+        ReadOnlySpan<float> first = default;
         int contributors = 0;
         foreach (var c in _step)
         {
@@ -241,20 +244,24 @@ public sealed class StreamingSyncRule : ConsistencyRule
                 continue;
             }
             var values = c.Values.AsSpan(offset, length);
-            if (contributors++ == 0)
+            switch (contributors++)
             {
-                values.CopyTo(sum);
-            }
-            else
-            {
-                TensorPrimitives.Add(sum, values, sum);
+                case 0:
+                    first = values;
+                    break;
+                case 1:
+                    TensorPrimitives.Add(first, values, sum);
+                    break;
+                default:
+                    TensorPrimitives.Add(sum, values, sum);
+                    break;
             }
         }
         if (contributors > 1)
         {
             TensorPrimitives.Multiply(sum, 1f / contributors, sum);
         }
-        Store.ApplyChunk(index, sum);
+        Store.ApplyChunk(index, contributors == 1 ? first : sum);
         _applied[index] = true;
         if (++_appliedCount < _applied.Length)
         {
