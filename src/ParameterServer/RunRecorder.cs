@@ -152,10 +152,11 @@ public sealed class RunRecorder
     /// <summary>
     /// The mean of the second half of <paramref name="stepMs"/> (the middle step counted with it
     /// when the count is odd), 0 for none. The first half is warm-up: each process's JIT compiles
-    /// its hot paths once they have run a few dozen times, and with N workers and the server
-    /// sharing a few cores that takes longer the more processes there are (about 4 s, some 130
-    /// steps, with 8 emulated workers on 2 cores, against 1–2 s alone), so a fixed number of
-    /// warm-up steps would leave part of it inside the many-worker runs only.
+    /// its hot paths once they have run a few dozen times (a method run once a step or once an
+    /// epoch gets there late), and with N workers and the server sharing a few cores that costs
+    /// more the more processes there are (with 8 emulated workers on 2 cores the workers' JIT
+    /// compilers take half the CPU for the first 4 s and stall a step now and then until about
+    /// step 370), so a fixed number of warm-up steps would leave it inside the many-worker runs only.
     /// </summary>
     public static double SteadyMean(IReadOnlyList<double> stepMs)
     {

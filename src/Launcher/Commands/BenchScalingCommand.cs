@@ -28,9 +28,10 @@ internal static class BenchScalingCommand
     /// <summary>
     /// Steps every worker makes at least, whatever <c>--samples-per-run</c> says: throughput is
     /// timed over the second half of a run (<see cref="RunRecorder.SteadyMean"/>), which must be
-    /// well past the JIT warm-up of every process even with 16 workers on 2 cores.
+    /// past the JIT warm-up of every process: with 8 workers on 2 cores the workers' JIT compilers
+    /// still tier up hot methods, all at the same step, until about step 370 (11 s).
     /// </summary>
-    private const int MinStepsPerWorker = 400;
+    private const int MinStepsPerWorker = 1000;
 
     /// <summary>Most runs per worker count.</summary>
     private const int MaxRepeats = 9;
