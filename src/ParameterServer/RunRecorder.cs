@@ -169,6 +169,33 @@ public sealed class RunRecorder
         return stepMs.Count == 0 ? 0 : sum / (stepMs.Count - skip);
     }
 
+    /// <summary>
+    /// Every step's time in order, as means over buckets of <paramref name="bucket"/> consecutive
+    /// steps, the smallest bucket that gives at most <paramref name="maxPoints"/> values (the last
+    /// bucket may be shorter).
+    /// </summary>
+    public float[] StepSeries(int maxPoints, out int bucket)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxPoints, 1);
+        lock (_lock)
+        {
+            int n = _stepMs.Count;
+            bucket = Math.Max(1, (n + maxPoints - 1) / maxPoints);
+            var series = new float[(n + bucket - 1) / bucket];
+            for (int b = 0; b < series.Length; b++)
+            {
+                int start = b * bucket, end = Math.Min(n, start + bucket);
+                double sum = 0;
+                for (int i = start; i < end; i++)
+                {
+                    sum += _stepMs[i];
+                }
+                series[b] = (float)(sum / (end - start));
+            }
+            return series;
+        }
+    }
+
     /// <summary>Mean time between updates, in ms.</summary>
     public double MeanStepMs
     {

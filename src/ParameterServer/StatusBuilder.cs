@@ -5,6 +5,9 @@ namespace Cluster.ParameterServer;
 /// <summary>Builds the <c>status</c> reply from what the run recorded.</summary>
 public static class StatusBuilder
 {
+    /// <summary>Most values of the step-time series a finished run's status carries (8 KB).</summary>
+    public const int MaxStepSeriesPoints = 2000;
+
     /// <summary>The status of <paramref name="run"/> now.</summary>
     public static StatusReply Build(TrainingCoordinator run)
     {
@@ -25,6 +28,11 @@ public static class StatusBuilder
             ImagesPerSec = run.Recorder.Samples / Math.Max(1e-9, run.Recorder.Seconds),
             TimeToAccuracySeconds = run.TimeToAccuracy ?? 0,
         };
+        if (reply.Finished)
+        {
+            reply.StepSeriesMs.AddRange(run.Recorder.StepSeries(MaxStepSeriesPoints, out int bucket));
+            reply.StepSeriesBucket = bucket;
+        }
         reply.StalenessHistogram.AddRange(run.Recorder.StalenessHistogram());
         reply.Epochs.AddRange(run.Recorder.Epochs());
         foreach (var w in run.Membership.Snapshot())

@@ -79,6 +79,27 @@ public sealed class LocalClusterTests
         Assert.True(Directory.Exists(Path.Combine(outDir, "logs", "workers-2-run-2")));
         Assert.Contains("median of 2 runs", output);
         Assert.True(new FileInfo(Path.ChangeExtension(csv, ".png")).Length > 1000);
+
+        // Each count's median run, step by step: every step once, the second half marked as timed.
+        string steps = Path.Combine(outDir, "scaling-mlp-sync-emulated-steps.csv");
+        Assert.True(new FileInfo(Path.ChangeExtension(steps, ".png")).Length > 1000);
+        var stepRows = File.ReadAllLines(steps)[1..].Select(r => r.Split(',')).ToList();
+        foreach (var (workers, row) in new[] { ("1", rows[1]), ("2", rows[2]) })
+        {
+            // A step is the time between two updates.
+            long intervals = long.Parse(row.Split(',')[18], System.Globalization.CultureInfo.InvariantCulture) - 1;
+            var mine = stepRows.Where(r => r[0] == workers).ToList();
+            Assert.Equal(intervals, mine.Sum(r => long.Parse(r[2], System.Globalization.CultureInfo.InvariantCulture)));
+            Assert.Equal(intervals - intervals / 2, mine.Count(r => r[4] == "1"));
+            Assert.All(mine, r => Assert.True(double.Parse(r[3], System.Globalization.CultureInfo.InvariantCulture) > 0, string.Join(',', r)));
+        }
+    }
+
+    [Fact]
+    public void TheStepPlotAveragesEachPointWithItsNeighbours()
+    {
+        Assert.Equal([1.5, 2, 3, 3.5], ScalingReport.MovingMean([1f, 2f, 3f, 4f], 3));
+        Assert.Equal([1.0, 2, 3], ScalingReport.MovingMean([1f, 2f, 3f], 1));
     }
 
     [Fact]

@@ -29,4 +29,23 @@ public sealed class RunRecorderTests
         Assert.True(recorder.SteadyStepMs < 100, $"steady step {recorder.SteadyStepMs} ms");
         Assert.True(recorder.MeanStepMs >= 50, $"mean step {recorder.MeanStepMs} ms");
     }
+
+    [Fact]
+    public void TheStepSeriesAveragesBucketsOfStepsWhenThereAreMoreThanItsPoints()
+    {
+        var recorder = new RunRecorder();
+        for (int i = 0; i < 6; i++)
+        {
+            recorder.RecordApplied(1, 0f, []);
+            Thread.Sleep(i % 2 * 20);
+        }
+        // Five steps: as they are with room for them, in buckets of two (the last shorter) with three points.
+        var steps = recorder.StepSeries(10, out int bucket);
+        Assert.Equal(5, steps.Length);
+        Assert.Equal(1, bucket);
+        var series = recorder.StepSeries(3, out bucket);
+        Assert.Equal(2, bucket);
+        Assert.Equal([(steps[0] + steps[1]) / 2, (steps[2] + steps[3]) / 2, steps[4]], series, (a, b) => Math.Abs(a - b) < 1e-4f);
+        Assert.Empty(new RunRecorder().StepSeries(10, out _));
+    }
 }

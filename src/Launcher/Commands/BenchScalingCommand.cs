@@ -155,9 +155,13 @@ internal static class BenchScalingCommand
         report.WriteTable(Terminal.For(output));
         string csv = Path.Combine(outDir, report.FileStem + ".csv");
         string png = Path.Combine(outDir, report.FileStem + ".png");
+        string stepsCsv = Path.Combine(outDir, report.StepsFileStem + ".csv");
+        string stepsPng = Path.Combine(outDir, report.StepsFileStem + ".png");
         report.WriteCsv(csv);
         report.WritePng(png);
-        output.WriteLine($"wrote {csv} and {png}");
+        report.WriteStepsCsv(stepsCsv);
+        report.WriteStepsPng(stepsPng);
+        output.WriteLine($"wrote {csv} and {png}; each run's step times in {stepsCsv} and {stepsPng}");
         return 0;
     }
 
@@ -187,7 +191,8 @@ internal static class BenchScalingCommand
             wait += t.WaitMs - joinWait;
             startup += joinWait;
         }
-        return new ScalingPoint(workers, imagesPerSec, status.ImagesPerSec, compute, push, pull, wait, startup, status.Version, status.Samples, status.Seconds, status.SteadyStepMs);
+        return new ScalingPoint(workers, imagesPerSec, status.ImagesPerSec, compute, push, pull, wait, startup, status.Version, status.Samples, status.Seconds, status.SteadyStepMs,
+            [.. status.StepSeriesMs], Math.Max(1, status.StepSeriesBucket));
     }
 
     /// <summary>

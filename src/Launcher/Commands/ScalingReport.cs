@@ -17,10 +17,13 @@ namespace Cluster.Launcher.Commands;
 /// <param name="Updates">Updates the server applied.</param>
 /// <param name="Samples">Samples those updates covered.</param>
 /// <param name="Seconds">The server's run time, in s.</param>
-/// <param name="MeanStepMs">Mean time between updates, in ms.</param>
+/// <param name="MeanStepMs">Mean time between updates once warm (the second half of the run), in ms.</param>
+/// <param name="StepSeriesMs">Every step's time in order, as means over buckets of <paramref name="StepSeriesBucket"/> steps.</param>
+/// <param name="StepSeriesBucket">Steps per value of <paramref name="StepSeriesMs"/>.</param>
 internal sealed record ScalingPoint(
     int Workers, double ImagesPerSec, double WallImagesPerSec, double ComputeMs, double PushMs, double PullMs, double WaitMs,
-    double StartupWaitMs, long Updates, long Samples, double Seconds, double MeanStepMs)
+    double StartupWaitMs, long Updates, long Samples, double Seconds, double MeanStepMs,
+    IReadOnlyList<float>? StepSeriesMs = null, int StepSeriesBucket = 1)
 {
     /// <summary>The steady-state time of all workers, in ms.</summary>
     public double TotalMs => Math.Max(1e-9, ComputeMs + PushMs + PullMs + WaitMs);
@@ -130,6 +133,98 @@ internal sealed class ScalingReport(string model, string mode, string compute, d
         plot.ShowLegend(Edge.Bottom);
         WriteAtomically(path, tmp => plot.SavePng(tmp, 960, 600));
     }
+
+    /// <summary>The base of the step-time files: <see cref="FileStem"/> and <c>-steps</c>.</summary>
+    public string StepsFileStem => FileStem + "-steps";
+
+    /// <summary>Writes each run's step times, one row per value of its series: workers, first step, steps averaged, ms.</summary>
+    public void WriteStepsCsv(string path)
+    {
+        var csv = new StringBuilder();
+        csv.AppendLine("workers,first_step,steps,step_ms,timed");
+        foreach (var p in points)
+        {
+            var series = p.StepSeriesMs ?? [];
+            long timedFrom = TimedFrom(p);
+            for (int b = 0; b < series.Count; b++)
+            {
+                long first = (long)b * p.StepSeriesBucket;
+                long steps = Math.Min(p.StepSeriesBucket, Math.Max(1, p.Updates - 1 - first));
+                csv.AppendLine(string.Create(CultureInfo.InvariantCulture, $"{p.Workers},{first},{steps},{series[b]:F3},{(first >= timedFrom ? 1 : 0)}"));
+            }
+        }
+        WriteAtomically(path, tmp => File.WriteAllText(tmp, csv.ToString()));
+    }
+
+    /// <summary>
+    /// Plots each run's step time against the step, one line per worker count, with a dotted line
+    /// where its timed second half starts: the warm-up and the steady state a person can judge at a glance.
+    /// </summary>
+    public void WriteStepsPng(string path)
+    {
+        var plot = new Plot();
+        plot.Font.Automatic();
+        double top = 0;
+        long longest = 1;
+        for (int i = 0; i < points.Count; i++)
+        {
+            var p = points[i];
+            var series = p.StepSeriesMs ?? [];
+            if (series.Count == 0)
+            {
+                continue;
+            }
+            double[] steps = [.. Enumerable.Range(0, series.Count).Select(b => (b + 0.5) * p.StepSeriesBucket)];
+            double[] ms = MovingMean(series, Math.Max(1, SmoothingSteps / p.StepSeriesBucket));
+            var color = plot.Add.Palette.GetColor(i);
+            var line = plot.Add.Scatter(steps, ms);
+            line.LegendText = $"{p.Workers} worker(s)";
+            line.LineWidth = 2;
+            line.MarkerSize = 0;
+            line.Color = color;
+            var timed = plot.Add.VerticalLine(TimedFrom(p));
+            timed.LinePattern = LinePattern.Dotted;
+            timed.LineWidth = 2;
+            timed.Color = color;
+            top = Math.Max(top, p.MeanStepMs);
+            longest = Math.Max(longest, p.Updates);
+        }
+        plot.Title(StepsTitle, 14);
+        plot.XLabel($"step (each point the mean of {SmoothingSteps} steps around it; dotted: where the timed second half starts)");
+        plot.YLabel("step time (ms)");
+        plot.Axes.SetLimitsX(0, longest * 1.02);
+        // The first steps (connections, JIT) take many times longer; the steady state is what to read.
+        plot.Axes.SetLimitsY(0, Math.Max(1, top * 2.5));
+        plot.ShowLegend(Edge.Bottom);
+        WriteAtomically(path, tmp => plot.SavePng(tmp, 960, 600));
+    }
+
+    /// <summary>Steps each point of the step-time plot averages: single steps jitter by a few ms on a shared machine.</summary>
+    private const int SmoothingSteps = 20;
+
+    /// <summary>The mean of the <paramref name="window"/> values centred on each value (fewer at the ends).</summary>
+    internal static double[] MovingMean(IReadOnlyList<float> values, int window)
+    {
+        var mean = new double[values.Count];
+        int half = window / 2;
+        for (int i = 0; i < values.Count; i++)
+        {
+            int from = Math.Max(0, i - half), to = Math.Min(values.Count, i - half + window);
+            double sum = 0;
+            for (int j = from; j < to; j++)
+            {
+                sum += values[j];
+            }
+            mean[i] = sum / (to - from);
+        }
+        return mean;
+    }
+
+    /// <summary>The step-time plot's title.</summary>
+    public string StepsTitle => "step times: " + Title;
+
+    /// <summary>The first step of a run's timed second half (as <c>RunRecorder.SteadyMean</c> cuts it).</summary>
+    private static long TimedFrom(ScalingPoint p) => Math.Max(0, p.Updates - 1) / 2;
 
     private static void WriteAtomically(string path, Action<string> write)
     {
