@@ -417,25 +417,34 @@ public sealed class IncomingWeights
     {
         long start = Stopwatch.GetTimestamp();
         int first = _chunks.IndexOf(offset), last = _chunks.IndexOf(offset + Math.Max(1, length) - 1);
-        while (true)
+        while (!AllArrived(first, last))
         {
-            bool all = true;
-            for (int i = first; i <= last && all; i++)
-            {
-                all = Volatile.Read(ref Received[i]);
-            }
-            if (all)
-            {
-                return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-            }
             if (_reading.IsCompleted)
             {
-                // Throws the pull's error; a pull that ended without error has every chunk.
+                // Throws the pull's error. The last chunk may have arrived, and the pull ended,
+                // since the check above: a pull that ended without error has every chunk.
                 _reading.GetAwaiter().GetResult();
-                throw new InvalidDataException($"pull ended without chunks {first} to {last}");
+                if (!AllArrived(first, last))
+                {
+                    throw new InvalidDataException($"pull ended without chunks {first} to {last}");
+                }
+                break;
             }
             Arrived.Wait();
         }
+        return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+    }
+
+    private bool AllArrived(int first, int last)
+    {
+        for (int i = first; i <= last; i++)
+        {
+            if (!Volatile.Read(ref Received[i]))
+            {
+                return false;
+            }
+        }
+        return true;
     }
 }
 
