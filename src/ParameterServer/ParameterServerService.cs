@@ -191,10 +191,11 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
         {
             int count = snapshot.ChunkCount;
             var sent = new bool[count];
+            var queue = new WeightSnapshot.ChunkQueue();
             for (int n = 0; n < count; n++)
             {
                 // A version still being built is sent as its chunks become final, the ready ones lowest index first.
-                int index = await snapshot.NextChunkAsync(sent, cancel).ConfigureAwait(false);
+                int index = await snapshot.NextChunkAsync(queue, cancel).ConfigureAwait(false);
                 if (index < 0)
                 {
                     await SendRestAsync(writer, sent, cancel).ConfigureAwait(false);

@@ -12,7 +12,7 @@ namespace Cluster.ParameterServer;
 public sealed class WeightSnapshot
 {
     private readonly ParameterStore _owner;
-    private readonly bool[] _isReady;
+    private readonly int[] _readyOrder;
     private readonly object _readiness = new();
     private int _references;
     private int _ready;
@@ -23,7 +23,7 @@ public sealed class WeightSnapshot
     {
         _owner = owner;
         Bytes = new byte[checked(floats * sizeof(float))];
-        _isReady = new bool[chunks];
+        _readyOrder = new int[chunks];
     }
 
     /// <summary>The version these weights are.</summary>
@@ -33,32 +33,40 @@ public sealed class WeightSnapshot
     public byte[] Bytes { get; }
 
     /// <summary>Chunks on the wire.</summary>
-    public int ChunkCount => _isReady.Length;
+    public int ChunkCount => _readyOrder.Length;
 
     /// <summary>
-    /// The lowest-index chunk that holds its final values and is not yet in <paramref name="sent"/>,
-    /// once there is one; -1 when there will be none (the run ended while the version was being
-    /// built). Lowest first because chunk order is the order forward uses the weights in: in sync
-    /// mode the first layers' gradients are final last, and a pull still sending later layers'
-    /// chunks then sends the first layers' next, as soon as its current chunk is written, instead
-    /// of after every chunk queued before it.
+    /// One pull's chunks of this version that are final and not yet sent, lowest index first.
+    /// Lowest first because chunk order is the order forward uses the weights in: in sync mode the
+    /// first layers' gradients are final last, and a pull still sending later layers' chunks then
+    /// sends the first layers' next, as soon as its current chunk is written, instead of after
+    /// every chunk queued before it.
     /// </summary>
-    public async ValueTask<int> NextChunkAsync(bool[] sent, CancellationToken cancel)
+    public sealed class ChunkQueue
+    {
+        internal int Seen;
+        internal readonly PriorityQueue<int, int> Ready = new();
+    }
+
+    /// <summary>
+    /// The next chunk of <paramref name="queue"/>, once one is final; -1 when there will be none
+    /// (the run ended while the version was being built).
+    /// </summary>
+    public async ValueTask<int> NextChunkAsync(ChunkQueue queue, CancellationToken cancel)
     {
         while (true)
         {
             Task wait;
             lock (_readiness)
             {
-                if (_ready > 0)
+                while (queue.Seen < _ready)
                 {
-                    for (int i = 0; i < _isReady.Length; i++)
-                    {
-                        if (_isReady[i] && !sent[i])
-                        {
-                            return i;
-                        }
-                    }
+                    int chunk = _readyOrder[queue.Seen++];
+                    queue.Ready.Enqueue(chunk, chunk);
+                }
+                if (queue.Ready.TryDequeue(out int next, out _))
+                {
+                    return next;
                 }
                 if (_abandoned)
                 {
@@ -77,7 +85,6 @@ public sealed class WeightSnapshot
         lock (_readiness)
         {
             _ready = 0;
-            Array.Clear(_isReady);
             _abandoned = false;
         }
     }
@@ -87,8 +94,7 @@ public sealed class WeightSnapshot
     {
         lock (_readiness)
         {
-            _isReady[chunk] = true;
-            _ready++;
+            _readyOrder[_ready++] = chunk;
         }
         Wake();
     }
@@ -98,8 +104,11 @@ public sealed class WeightSnapshot
     {
         lock (_readiness)
         {
-            Array.Fill(_isReady, true);
-            _ready = _isReady.Length;
+            for (int i = 0; i < _readyOrder.Length; i++)
+            {
+                _readyOrder[i] = i;
+            }
+            _ready = _readyOrder.Length;
         }
         Wake();
     }

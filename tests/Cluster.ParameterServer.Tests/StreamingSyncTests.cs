@@ -61,30 +61,34 @@ public sealed class StreamingSyncTests
 
         // The last chunk arrives from both workers: chunk count-1 of version 1 is final and sent.
         rule.ChunkArrived(a, chunks - 1);
-        var sent = new bool[chunks];
-        var first = snapshot.NextChunkAsync(sent, CancellationToken.None);
+        var queue = new WeightSnapshot.ChunkQueue();
+        var first = snapshot.NextChunkAsync(queue, CancellationToken.None).AsTask();
         Assert.False(first.IsCompleted, "one worker's chunk is not enough");
         rule.ChunkArrived(b, chunks - 1);
-        Assert.Equal(chunks - 1, await first.AsTask().WaitAsync(TimeSpan.FromSeconds(5)));
-        sent[chunks - 1] = true;
-        Assert.False(snapshot.NextChunkAsync(sent, CancellationToken.None).AsTask().IsCompleted, "nothing else is final yet");
+        Assert.Equal(chunks - 1, await first.WaitAsync(TimeSpan.FromSeconds(5)));
+        var second = snapshot.NextChunkAsync(queue, CancellationToken.None).AsTask();
+        Assert.False(second.IsCompleted, "nothing else is final yet");
         Assert.Equal(0, store.Version);
 
         for (int i = chunks - 2; i >= 0; i--)
         {
             rule.ChunkArrived(b, i);
             rule.ChunkArrived(a, i);
+            if (i == chunks - 2)
+            {
+                Assert.Equal(chunks - 2, await second.WaitAsync(TimeSpan.FromSeconds(5)));
+            }
         }
         Assert.Equal(1, store.Version);
         Assert.Equal(PushOutcome.Applied, rule.Close(a));
         Assert.Equal(PushOutcome.Applied, rule.Close(b));
         // The rest became final (last layers first) while the sender was busy: the first layers,
         // which forward needs first, go first.
-        for (int i = 0; i < chunks - 1; i++)
+        for (int i = 0; i < chunks - 2; i++)
         {
-            Assert.Equal(i, await snapshot.NextChunkAsync(sent, CancellationToken.None));
-            sent[i] = true;
+            Assert.Equal(i, await snapshot.NextChunkAsync(queue, CancellationToken.None));
         }
+        Assert.False(snapshot.NextChunkAsync(queue, CancellationToken.None).AsTask().IsCompleted, "every chunk was sent once");
         Assert.Equal(Weights(store), MemoryMarshal.Cast<byte, float>(snapshot.Bytes).ToArray());
         snapshot.Release();
     }
@@ -137,7 +141,7 @@ public sealed class StreamingSyncTests
         var (store, _, rule) = Create(streaming: true);
         var a = rule.Open(0, 0, 0, RandomGradient(store.Size, 1), 0.5f, 64, out _)!;
         var snapshot = await rule.AcquireForPullAsync(1, 1, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5));
-        var waiting = snapshot.NextChunkAsync(new bool[snapshot.ChunkCount], CancellationToken.None).AsTask();
+        var waiting = snapshot.NextChunkAsync(new WeightSnapshot.ChunkQueue(), CancellationToken.None).AsTask();
 
         rule.Finish();
 
