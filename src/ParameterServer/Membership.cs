@@ -20,6 +20,9 @@ public sealed class WorkerRecord(int id, string name)
     /// <summary>Its latest reported time split.</summary>
     public TimeSplit Time { get; set; } = new();
 
+    /// <summary>Its latest reported time split over the second half of its steps (empty before then).</summary>
+    public TimeSplit SteadyTime { get; set; } = new();
+
     /// <summary>When it last spoke, in ms since the run started.</summary>
     public double LastSeenMs { get; set; }
 

@@ -44,7 +44,7 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
                 Epochs = t.Epochs,
                 Seed = t.Seed,
                 Data = t.Data ?? "",
-                TotalSteps = run.TotalSamples,
+                TotalSamples = run.TotalSamples,
                 Compute = run.Options.Compute,
                 EmulatedComputeMs = run.Options.EmulatedComputeMs,
                 EmulatedChunkReadyMs = { run.Options.EmulatedChunkReadyMs },
@@ -489,6 +489,7 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
     {
         var worker = Known(request.WorkerId);
         worker.Time = request.Time ?? new TimeSplit();
+        worker.SteadyTime = request.SteadyTime ?? new TimeSplit();
         worker.LastSeenMs = run.Recorder.NowMs;
         return Task.FromResult(new HeartbeatReply { Finished = run.Rule.Finished });
     }

@@ -15,7 +15,7 @@ public static class StatusBuilder
         {
             Mode = run.Rule.Name,
             Version = run.Store.Version,
-            TotalSteps = run.TotalSamples,
+            TotalSamples = run.TotalSamples,
             Finished = run.Finished.IsCompleted,
             RejectedPushes = run.Recorder.Rejected,
             UnauthenticatedCalls = run.Recorder.Unauthenticated,
@@ -46,6 +46,7 @@ public static class StatusBuilder
                 Pushes = w.Pushes,
                 LastArrivalMs = run.Recorder.LastArrivalMs(w.Id),
                 Time = w.Time,
+                SteadyTime = w.SteadyTime,
                 ImagesPerSec = computeSeconds > 0 ? w.Time.Samples / computeSeconds : 0,
             });
         }

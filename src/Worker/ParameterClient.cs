@@ -448,10 +448,14 @@ public sealed class IncomingWeights
     }
 }
 
-/// <summary>Accumulates a worker's time split.</summary>
+/// <summary>
+/// Accumulates a worker's time split, over the whole run and from a step on (<see cref="MarkSteadyStart"/>):
+/// throughput benchmarks time the second half of a run, after every process's warm-up.
+/// </summary>
 public sealed class TimeSplitClock
 {
     private readonly TimeSplit _split = new();
+    private TimeSplit? _atSteadyStart;
 
     /// <summary>Adds one step's parts.</summary>
     public void Add(double computeMs, double pushMs, double pullMs, double waitMs, int samples)
@@ -483,6 +487,36 @@ public sealed class TimeSplitClock
         lock (_split)
         {
             return _split.Clone();
+        }
+    }
+
+    /// <summary>The steady part starts now: <see cref="SteadySnapshot"/> counts from here (the first call only).</summary>
+    public void MarkSteadyStart()
+    {
+        lock (_split)
+        {
+            _atSteadyStart ??= _split.Clone();
+        }
+    }
+
+    /// <summary>The totals since <see cref="MarkSteadyStart"/>; empty before it.</summary>
+    public TimeSplit SteadySnapshot()
+    {
+        lock (_split)
+        {
+            if (_atSteadyStart is not { } start)
+            {
+                return new TimeSplit();
+            }
+            return new TimeSplit
+            {
+                ComputeMs = _split.ComputeMs - start.ComputeMs,
+                PushMs = _split.PushMs - start.PushMs,
+                PullMs = _split.PullMs - start.PullMs,
+                WaitMs = _split.WaitMs - start.WaitMs,
+                Steps = _split.Steps - start.Steps,
+                Samples = _split.Samples - start.Samples,
+            };
         }
     }
 

@@ -109,6 +109,7 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
             ? (_, weightsNeeded, lossKnown, readyFrom) => EmulateCompute(settings, chunks, weightsNeeded, lossKnown, readyFrom)
             : trainer.ComputeGradient;
         long step = 0;
+        long steadyFrom = SteadyFromStep(settings, join.WorkerCount);
         int epoch = 0;
         batches.StartEpoch(epoch);
         try
@@ -176,6 +177,10 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
                 }
                 _clock.Add(stepMs - pushMs - (sync ? weightsMs : 0), pushMs, Math.Max(0, weightsMs - waitedMs), Math.Min(weightsMs, waitedMs), count);
                 step++;
+                if (step == steadyFrom)
+                {
+                    _clock.MarkSteadyStart();
+                }
             }
         }
         finally
@@ -197,6 +202,16 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
             join.WorkerId, split.Steps, split.ComputeMs, split.PushMs, split.PullMs, split.WaitMs);
         return 0;
     }
+
+    /// <summary>
+    /// The worker's own step from which its time split counts as steady: half of its share of the
+    /// run's samples in steps of its batch (in sync mode every worker makes every step of N
+    /// batches; otherwise each makes about 1/N of the pushes), as the server times throughput over
+    /// the second half of its updates. With backup workers, some of whose gradients are dropped,
+    /// it starts a little early.
+    /// </summary>
+    public static long SteadyFromStep(TrainingSettings settings, int workerCount) =>
+        Math.Max(1, settings.TotalSamples / ((long)Math.Max(1, settings.Batch) * Math.Max(1, workerCount)) / 2);
 
     private async Task SlowDownAsync(CancellationToken cancel)
     {
@@ -345,7 +360,7 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
     {
         try
         {
-            await client.Client.HeartbeatAsync(new HeartbeatRequest { WorkerId = worker, Time = _clock.Snapshot() }, deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: CancellationToken.None).ConfigureAwait(false);
+            await client.Client.HeartbeatAsync(new HeartbeatRequest { WorkerId = worker, Time = _clock.Snapshot(), SteadyTime = _clock.SteadySnapshot() }, deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: CancellationToken.None).ConfigureAwait(false);
         }
         catch (RpcException)
         {

@@ -6,6 +6,7 @@ using Cluster.Launcher.Commands;
 using Cluster.ParameterServer;
 using Cluster.Tests;
 using Cluster.Training;
+using Cluster.Wire;
 
 namespace Cluster.Launcher.Tests;
 
@@ -93,6 +94,25 @@ public sealed class LocalClusterTests
             Assert.Equal(intervals - intervals / 2, mine.Count(r => r[4] == "1"));
             Assert.All(mine, r => Assert.True(double.Parse(r[3], System.Globalization.CultureInfo.InvariantCulture) > 0, string.Join(',', r)));
         }
+    }
+
+    [Fact]
+    public void TheTimeSplitShownIsOverTheTimedHalfWhenTheWorkersReportIt()
+    {
+        static WorkerStatus Worker(bool steady) => new()
+        {
+            Time = new TimeSplit { ComputeMs = 1000, PushMs = 10, PullMs = 20, WaitMs = 30, Steps = 100 },
+            SteadyTime = steady ? new TimeSplit { ComputeMs = 400, PushMs = 4, PullMs = 8, WaitMs = 12, Steps = 50 } : null,
+        };
+        var status = new StatusReply { Version = 101, MeanStepMs = 10.6, SteadyStepMs = 10, Samples = 6400 };
+        status.Workers.Add(Worker(steady: true));
+        var point = BenchScalingCommand.ToPoint(1, status);
+        Assert.Equal((400.0, 4.0, 8.0, 12.0), (point.ComputeMs, point.PushMs, point.PullMs, point.WaitMs));
+
+        status.Workers.Clear();
+        status.Workers.Add(Worker(steady: false));
+        point = BenchScalingCommand.ToPoint(1, status);
+        Assert.Equal((1000.0, 10.0, 20.0), (point.ComputeMs, point.PushMs, point.PullMs));
     }
 
     [Fact]

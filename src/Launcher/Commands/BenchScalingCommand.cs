@@ -169,7 +169,7 @@ internal static class BenchScalingCommand
         times.Count == 0 ? "" : string.Create(CultureInfo.InvariantCulture, $"; chunks' {what} {string.Join(", ", times.Select(ms => ms.ToString("F1", CultureInfo.InvariantCulture)))} ms");
 
     /// <summary>Turns the final status of a run into its figures, without the start-up of the processes.</summary>
-    private static ScalingPoint ToPoint(int workers, StatusReply status)
+    internal static ScalingPoint ToPoint(int workers, StatusReply status)
     {
         double steadyMs = status.Version * status.MeanStepMs;
         // NOTE: throughput once warm (the second half of the steps: the first half is every
@@ -185,11 +185,22 @@ internal static class BenchScalingCommand
             // is what the worker spent beyond the steady-state run (updates × mean step), and is not waiting for the rule.
             double total = t.ComputeMs + t.PushMs + t.PullMs + t.WaitMs;
             double joinWait = steadyMs > 0 ? Math.Clamp(total - steadyMs, 0, t.WaitMs) : 0;
-            compute += t.ComputeMs;
-            push += t.PushMs;
-            pull += t.PullMs;
-            wait += t.WaitMs - joinWait;
             startup += joinWait;
+            // The split shown is over the timed second half, as the throughput, when the worker reports it.
+            if (w.SteadyTime is { Steps: > 0 } steady)
+            {
+                compute += steady.ComputeMs;
+                push += steady.PushMs;
+                pull += steady.PullMs;
+                wait += steady.WaitMs;
+            }
+            else
+            {
+                compute += t.ComputeMs;
+                push += t.PushMs;
+                pull += t.PullMs;
+                wait += t.WaitMs - joinWait;
+            }
         }
         return new ScalingPoint(workers, imagesPerSec, status.ImagesPerSec, compute, push, pull, wait, startup, status.Version, status.Samples, status.Seconds, status.SteadyStepMs,
             [.. status.StepSeriesMs], Math.Max(1, status.StepSeriesBucket));

@@ -93,7 +93,7 @@ internal sealed class ClusterView(TextWriter output, ServerOptions options, bool
 
     private Rows Render(StatusReply s)
     {
-        double progress = s.TotalSteps == 0 ? 0 : Math.Min(1, (double)s.Samples / s.TotalSteps);
+        double progress = s.TotalSamples == 0 ? 0 : Math.Min(1, (double)s.Samples / s.TotalSamples);
         var header = new Markup(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
             $"mode {s.Mode}  workers {options.Workers}{(options.BackupWorkers > 0 ? $"+{options.BackupWorkers}" : "")}  global step {s.Version:N0}  {progress:P0} of {options.Training.Epochs} epoch(s)  {s.ImagesPerSec:N0} images/s  loss {s.LastLoss:F4}  {s.Seconds:F0} s")));
         var workers = new Table().AddColumns("worker", "pushes", "images/s", "compute", "push", "pull", "waiting", "last arrival");

@@ -9,7 +9,7 @@ namespace Cluster.Launcher.Commands;
 /// <param name="Workers">Workers in the run (N).</param>
 /// <param name="ImagesPerSec">Steady-state throughput: samples per update over the mean time between updates (start-up excluded).</param>
 /// <param name="WallImagesPerSec">Samples over the server's whole run time, start-up included.</param>
-/// <param name="ComputeMs">Forward/backward (or its emulated wait), summed over workers, in ms.</param>
+/// <param name="ComputeMs">Forward/backward (or its emulated wait), summed over workers, in ms: like the other parts of the split, over the timed second half of the run (each worker's second half of its steps) when the workers report it, else over the whole run.</param>
 /// <param name="PushMs">Pushing gradients, summed over workers, in ms.</param>
 /// <param name="PullMs">Transferring weights, summed over workers, in ms.</param>
 /// <param name="WaitMs">Pulls held back by the consistency rule, summed over workers, in ms, start-up wait removed.</param>
