@@ -160,7 +160,7 @@ public sealed class RunRecorder
     /// </summary>
     public static double SteadyMean(IReadOnlyList<double> stepMs)
     {
-        int skip = stepMs.Count / 2;
+        int skip = (int)WarmUpSteps(stepMs.Count);
         double sum = 0;
         for (int i = skip; i < stepMs.Count; i++)
         {
@@ -168,6 +168,9 @@ public sealed class RunRecorder
         }
         return stepMs.Count == 0 ? 0 : sum / (stepMs.Count - skip);
     }
+
+    /// <summary>The steps of a run of <paramref name="steps"/> that <see cref="SteadyMean"/> leaves out as warm-up: the first half.</summary>
+    public static long WarmUpSteps(long steps) => steps / 2;
 
     /// <summary>
     /// Every step's time in order, as means over buckets of <paramref name="bucket"/> consecutive

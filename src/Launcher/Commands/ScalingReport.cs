@@ -223,8 +223,8 @@ internal sealed class ScalingReport(string model, string mode, string compute, d
     /// <summary>The step-time plot's title.</summary>
     public string StepsTitle => "step times: " + Title;
 
-    /// <summary>The first step of a run's timed second half (as <c>RunRecorder.SteadyMean</c> cuts it).</summary>
-    private static long TimedFrom(ScalingPoint p) => Math.Max(0, p.Updates - 1) / 2;
+    /// <summary>The first step of a run's timed second half (a step is the time between two updates).</summary>
+    private static long TimedFrom(ScalingPoint p) => ParameterServer.RunRecorder.WarmUpSteps(Math.Max(0, p.Updates - 1));
 
     private static void WriteAtomically(string path, Action<string> write)
     {
