@@ -26,6 +26,11 @@ if (args.Length > 1 && args[0] == "quick" && args[1] == "wire")
     await WireBenchmark.RunAsync(args.Length > 2 ? int.Parse(args[2]) : 7, args.Length > 3 ? args[3] : "").ConfigureAwait(false);
     return;
 }
+if (args.Length > 3 && args[0] == "quick" && args[1] == "wire-loop")
+{
+    await WireBenchmark.LoopAsync(args[2], int.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture)).ConfigureAwait(false);
+    return;
+}
 if (args.Length > 1 && args[0] == "quick" && args[1] == "rtt")
 {
     await StepLatencyBenchmark.RunAsync(args.Length > 2 ? args[2] : "lenet", args.Length > 3 ? int.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture) : 256 * 1024);

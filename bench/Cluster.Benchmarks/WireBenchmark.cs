@@ -188,6 +188,42 @@ public static class WireBenchmark
         }
     }
 
+    /// <summary>
+    /// For a profiler (<c>quick wire-loop push|pull N</c>): the shipped endpoint warmed up, then
+    /// only pushes or only pulls, N of them, with the rate printed at the end, so that a profile
+    /// of the whole process is a profile of one direction.
+    /// </summary>
+    public static async Task LoopAsync(string direction, int transfers)
+    {
+        if (direction is not ("push" or "pull"))
+        {
+            throw new ArgumentException($"wire-loop: direction '{direction}' is not push or pull");
+        }
+        string specPath = Path.Combine(Path.GetTempPath(), $"cluster-wire-{Environment.ProcessId}.model");
+        await File.WriteAllTextAsync(specPath, ModelSpecText).ConfigureAwait(false);
+        try
+        {
+            using var tcp = new TcpPair(1 << 20);
+            await using var shipped = await WireEndpoint.StartAsync(new WireSettings { Shipped = true }, specPath, FashionMnist.LoadEmbedded()).ConfigureAwait(false);
+            await shipped.WarmUpAsync(12).ConfigureAwait(false);
+            tcp.Transfer();
+            var times = new double[transfers];
+            var tcpTimes = new double[transfers];
+            for (int i = 0; i < transfers; i++)
+            {
+                tcpTimes[i] = tcp.Transfer();
+                times[i] = direction == "push" ? await shipped.PushAsync().ConfigureAwait(false) : await shipped.PullAsync().ConfigureAwait(false);
+            }
+            var cpu = direction == "push" ? shipped.PushCpu : shipped.PullCpu;
+            Console.WriteLine($"{direction}: {Rate(times):F2} GiB/s, {Median(PerRound(tcpTimes, times)):P0} of raw TCP ({Rate(tcpTimes):F2} GiB/s), "
+                + $"{Median([.. cpu]) * 1e3:F0} CPU ms, medians of {transfers}");
+        }
+        finally
+        {
+            File.Delete(specPath);
+        }
+    }
+
     /// <summary>The median time of what the push handler does with the bytes itself: copy them into floats and check they are finite, in s.</summary>
     private static double MedianCheckSeconds(int runs)
     {

@@ -1,3 +1,4 @@
+using System.Buffers;
 using Cluster.ParameterServer.Rules;
 using Cluster.Wire;
 using Google.Protobuf;
@@ -65,6 +66,7 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
     public async Task<PushReply> Push(IAsyncStreamReader<ReceivedGradientChunk> requestStream, ServerCallContext context)
     {
         var push = new PushAssembly(this, lanes: 1);
+        GradientSink.Current = push.OnlyLane;
         try
         {
             while (await requestStream.MoveNext(context.CancellationToken).ConfigureAwait(false))
@@ -89,6 +91,8 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
     public async Task Exchange(IAsyncStreamReader<ReceivedExchangeRequest> requestStream, IServerStreamWriter<WeightChunk> responseStream, ServerCallContext context)
     {
         var lane = new PushLane();
+        // The chunk parser, running inside this stream's reads, hands the lane each chunk it is waiting for.
+        GradientSink.Current = lane;
         // The push the last chunk was given to: if the stream fails, it is refused on every lane.
         PushAssembly? feeding = null;
         Task pulling = Task.CompletedTask;
@@ -253,13 +257,20 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
     /// Where one exchange stream stands in its worker's current push: the push it feeds and the
     /// send position (the k-th chunk sent) it must carry next.
     /// </summary>
-    private sealed class PushLane
+    private sealed class PushLane : GradientSink
     {
         public PushAssembly? Push;
         public int NextPosition = -1;
 
         /// <summary>True when the stream is in the middle of a push that has not completed (it may have been refused on another lane: its next chunk then is too).</summary>
         public bool InPush => Push is { IsComplete: false };
+
+        /// <summary>Takes the chunk this stream must carry next in the push it is in the middle of; the first chunk of a push takes the ordinary path.</summary>
+        public override bool TryWrite(ReceivedGradientChunk header, ReadOnlySequence<byte> payload, out bool finite)
+        {
+            finite = false;
+            return Push is { } push && push.TryWriteInPlace(header, payload, this, out finite);
+        }
     }
 
     /// <summary>
@@ -343,6 +354,41 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
         /// <summary>Checks and copies one chunk (a standalone Push call: its only stream); true when it completed the push.</summary>
         public bool Accept(ReceivedGradientChunk chunk) => Accept(chunk, _onlyLane);
 
+        /// <summary>The sink of a standalone Push call's only stream.</summary>
+        public GradientSink OnlyLane => _onlyLane;
+
+        /// <summary>
+        /// The <see cref="GradientSink"/> half of <see cref="Accept(ReceivedGradientChunk, PushLane)"/>:
+        /// copies and checks the payload into the gradient when the chunk is the one
+        /// <paramref name="lane"/> must carry next in this push, as Accept will then find it. Under
+        /// the same lock as Accept and Abandon, so the buffer cannot go back to the pool meanwhile.
+        /// </summary>
+        public bool TryWriteInPlace(ReceivedGradientChunk header, ReadOnlySequence<byte> payload, PushLane lane, out bool finite)
+        {
+            finite = false;
+            lock (_gate)
+            {
+                int expected = service.ChunkCount;
+                if (_abandoned || _first is null || _buffer is null || _received == expected || lane.Push != this
+                    || header.WorkerId != _first.WorkerId || header.Step != _first.Step || header.BaseVersion != _first.BaseVersion || header.Count != expected)
+                {
+                    return false;
+                }
+                int position = _first.Descending ? expected - 1 - header.Index : header.Index;
+                if (position != lane.NextPosition || position < 0 || position >= expected)
+                {
+                    return false;
+                }
+                var (offset, floats) = Run.Store.Chunk(header.Index);
+                if (payload.Length != (long)floats * sizeof(float))
+                {
+                    return false;
+                }
+                finite = FloatBytes.CopyFinite(payload, _buffer.AsSpan(offset, floats));
+                return true;
+            }
+        }
+
         /// <summary>
         /// Checks and copies one chunk that came on the stream <paramref name="lane"/>;
         /// <paramref name="chunk"/> stays the caller's (only its header fields are kept). True when
@@ -391,11 +437,12 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
                     throw service.Reject(StatusCode.InvalidArgument, $"push from worker {chunk.WorkerId} reports {chunk.Samples} samples and loss {chunk.Loss}: need at least 1 sample and a finite loss");
                 }
                 var (offset, floats) = Run.Store.Chunk(chunk.Index);
-                if (chunk.Data.Length != floats * sizeof(float))
+                if (chunk.DataLength != floats * sizeof(float))
                 {
-                    throw service.Reject(StatusCode.InvalidArgument, $"push from worker {_first.WorkerId}: chunk {chunk.Index} holds {chunk.Data.Length} bytes; expected {floats * sizeof(float)} ({floats} floats)");
+                    throw service.Reject(StatusCode.InvalidArgument, $"push from worker {_first.WorkerId}: chunk {chunk.Index} holds {chunk.DataLength} bytes; expected {floats * sizeof(float)} ({floats} floats)");
                 }
-                if (!FloatBytes.CopyFinite(chunk.Data, _buffer.AsSpan(offset, floats)))
+                // A chunk the stream's sink took while it was parsed is in place already (TryWriteInPlace): the same checks, passed.
+                if (!(chunk.WrittenInPlace ? chunk.Finite : FloatBytes.CopyFinite(chunk.Data, _buffer.AsSpan(offset, floats))))
                 {
                     throw service.Reject(StatusCode.InvalidArgument, $"push from worker {_first.WorkerId}: chunk {chunk.Index} holds NaN or Inf; the gradient is refused and the weights are untouched by it");
                 }

@@ -140,6 +140,16 @@ public sealed class ServiceValidationTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task WrongLengthInALaterChunkIsInvalidArgument()
+    {
+        var g = Gradient();
+        var e = await PushExpectingFailure([Chunk(0, g), Chunk(1, g, floats: 100)]);
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Contains("chunk 1 holds 400 bytes; expected", e.Status.Detail);
+        await AssertWeightsUntouched();
+    }
+
+    [Fact]
     public async Task UnknownWorkerIsNotFound()
     {
         var e = await PushExpectingFailure([Chunk(0, Gradient(), worker: 42)]);
@@ -213,7 +223,29 @@ public sealed class ServiceValidationTests : IAsyncLifetime
         await exchange.PushAsync(_worker, 1, first.Version, FloatBytes.AsBytes(Gradient()), 1f, 64, CancellationToken.None);
         var second = await exchange.PullAsync(_worker, 0, weights, CancellationToken.None);
         Assert.Equal(1, second.Version);
+        // The first chunk of a push is copied off the wire, the others straight into the gradient (GradientSink): both applied.
         Assert.Equal(_initial[0] - 1e-3f, weights[0], 1e-5f);
+        Assert.Equal(_initial[_size - 1] - 1e-3f, weights[_size - 1], 1e-5f);
+    }
+
+    [Theory]
+    [InlineData(float.NaN)]
+    [InlineData(float.NegativeInfinity)]
+    public async Task ExchangeRefusesANonFiniteValueInALaterChunk(float bad)
+    {
+        await using var exchange = _client!.OpenExchange(_layout, CancellationToken.None);
+        var weights = new float[_size];
+        await exchange.PullAsync(_worker, 0, weights, CancellationToken.None);
+        var g = Gradient();
+        g[_size - 1] = bad;
+        var e = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            await exchange.PushAsync(_worker, 1, 0, FloatBytes.AsBytes(g), 1f, 64, CancellationToken.None);
+            await exchange.PullAsync(_worker, 0, weights, CancellationToken.None);
+        });
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Contains($"chunk {Chunks - 1} holds NaN or Inf", e.Status.Detail);
+        await AssertWeightsUntouched();
     }
 
     [Fact]

@@ -130,4 +130,75 @@ public sealed class WireFormatTests
             Assert.False(FloatBytes.CopyFinite(bytes, copy));
         }
     }
+
+    [Theory]
+    [InlineData(1, 5)]
+    [InlineData(7, 1)]
+    [InlineData(4093, 4094)]
+    [InlineData(16384, 2)]
+    public void CopyFiniteReadsFloatsThatStraddleTheTransportsBuffers(int piece, int at)
+    {
+        var values = Enumerable.Range(0, 4096).Select(i => i * 0.25f - 3f).ToArray();
+        var bytes = new byte[values.Length * sizeof(float)];
+        Buffer.BlockCopy(values, 0, bytes, 0, bytes.Length);
+        var copy = new float[values.Length];
+        Assert.True(FloatBytes.CopyFinite(Split(bytes, piece), copy));
+        Assert.Equal(values, copy);
+        values[at] = float.NaN;
+        Buffer.BlockCopy(values, 0, bytes, 0, bytes.Length);
+        Assert.False(FloatBytes.CopyFinite(Split(bytes, piece), copy));
+    }
+
+    [Fact]
+    public void AGradientSinkTakesTheDataWithTheHeaderAsFinallyRead()
+    {
+        var values = Enumerable.Range(0, 1024).Select(i => i * 0.5f).ToArray();
+        var data = new byte[values.Length * sizeof(float)];
+        Buffer.BlockCopy(values, 0, data, 0, data.Length);
+        var encoded = new GradientChunk { WorkerId = 3, Step = 9, Index = 1, Count = 4, Data = ByteString.CopyFrom(data) }.ToByteArray();
+        // Protobuf lets a field come again after the data, and the last value counts: index 2.
+        byte[] bytes = [.. encoded, 4 << 3, 2];
+        var sink = new RecordingSink(values.Length);
+        GradientSink.Current = sink;
+        try
+        {
+            using var taken = ReceivedGradientChunk.Parse(Split(bytes, 1000));
+            Assert.True(taken.WrittenInPlace);
+            Assert.True(taken.Finite);
+            Assert.True(taken.Data.IsEmpty);
+            Assert.Equal(data.Length, taken.DataLength);
+            Assert.Equal((3, 9L, 2, 4), sink.Header);
+            Assert.Equal(values, sink.Floats);
+
+            sink.Declines = true;
+            using var declined = ReceivedGradientChunk.Parse(Split(bytes, 1000));
+            Assert.False(declined.WrittenInPlace);
+            Assert.Equal(data, declined.Data.ToArray());
+        }
+        finally
+        {
+            GradientSink.Current = null;
+        }
+    }
+
+    private sealed class RecordingSink(int floats) : GradientSink
+    {
+        public float[] Floats { get; } = new float[floats];
+
+        public (int Worker, long Step, int Index, int Count) Header { get; private set; }
+
+        public bool Declines { get; set; }
+
+        public override bool TryWrite(ReceivedGradientChunk header, ReadOnlySequence<byte> payload, out bool finite)
+        {
+            finite = false;
+            if (Declines)
+            {
+                return false;
+            }
+            Header = (header.WorkerId, header.Step, header.Index, header.Count);
+            finite = FloatBytes.CopyFinite(payload, Floats);
+            return true;
+        }
+    }
 }

@@ -46,6 +46,45 @@ public static class FloatBytes
         return finite;
     }
 
+    /// <summary>
+    /// <see cref="CopyFinite(ReadOnlySpan{byte}, Span{float})"/> for bytes in several segments, as
+    /// a transport's buffers hold them: a float may straddle two segments.
+    /// </summary>
+    public static bool CopyFinite(in ReadOnlySequence<byte> bytes, Span<float> destination)
+    {
+        if (bytes.IsSingleSegment)
+        {
+            return CopyFinite(bytes.FirstSpan, destination);
+        }
+        bool finite = true;
+        Span<byte> straddling = stackalloc byte[sizeof(float)];
+        int carried = 0;
+        int written = 0;
+        foreach (var memory in bytes)
+        {
+            var segment = memory.Span;
+            if (carried > 0)
+            {
+                int take = Math.Min(sizeof(float) - carried, segment.Length);
+                segment[..take].CopyTo(straddling[carried..]);
+                carried += take;
+                segment = segment[take..];
+                if (carried < sizeof(float))
+                {
+                    continue;
+                }
+                finite &= CopyFinite(straddling, destination.Slice(written++, 1));
+                carried = 0;
+            }
+            int whole = segment.Length / sizeof(float) * sizeof(float);
+            finite &= CopyFinite(segment[..whole], destination[written..]);
+            written += whole / sizeof(float);
+            segment[whole..].CopyTo(straddling);
+            carried = segment.Length - whole;
+        }
+        return finite;
+    }
+
     /// <summary>Copies wire bytes into floats; the byte count must be a whole number of floats.</summary>
     public static void CopyTo(ReadOnlySpan<byte> bytes, Span<float> destination) =>
         MemoryMarshal.Cast<byte, float>(bytes).CopyTo(destination);

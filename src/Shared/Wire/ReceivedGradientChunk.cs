@@ -4,9 +4,10 @@ namespace Cluster.Wire;
 
 /// <summary>
 /// A <see cref="GradientChunk"/> as the parameter server reads it off the wire: the same protobuf
-/// encoding (protos/cluster.proto), parsed by hand so that the payload is copied once out of the
-/// transport's buffers into a pooled buffer rather than into a new array per chunk. Dispose gives
-/// the payload back; the header fields stay readable.
+/// encoding (protos/cluster.proto), parsed by hand. The payload goes, while it is still in the
+/// transport's buffers, to the current <see cref="GradientSink"/> if it takes it (straight into the
+/// gradient being assembled), else into a pooled buffer rather than a new array per chunk. Dispose
+/// gives the pooled payload back; the header fields stay readable.
 /// </summary>
 public sealed class ReceivedGradientChunk : IDisposable
 {
@@ -27,8 +28,17 @@ public sealed class ReceivedGradientChunk : IDisposable
     /// <summary>GradientChunk.count.</summary>
     public int Count { get; private set; }
 
-    /// <summary>GradientChunk.data: float32 little-endian (empty after <see cref="Dispose"/>).</summary>
+    /// <summary>GradientChunk.data: float32 little-endian (empty after <see cref="Dispose"/>, and when <see cref="WrittenInPlace"/>).</summary>
     public ReadOnlySpan<byte> Data => _data.Span;
+
+    /// <summary>The length of GradientChunk.data in bytes, wherever it went.</summary>
+    public int DataLength { get; private set; }
+
+    /// <summary>The current <see cref="GradientSink"/> took the data while it was parsed: it is in the gradient already, not in <see cref="Data"/>.</summary>
+    public bool WrittenInPlace { get; private set; }
+
+    /// <summary>When <see cref="WrittenInPlace"/>: whether every value of the data was finite.</summary>
+    public bool Finite { get; private set; }
 
     /// <summary>GradientChunk.loss.</summary>
     public float Loss { get; private set; }
@@ -45,6 +55,7 @@ public sealed class ReceivedGradientChunk : IDisposable
         var chunk = new ReceivedGradientChunk();
         try
         {
+            var data = ReadOnlySequence<byte>.Empty;
             var reader = new ProtoReader(message);
             while (reader.TryReadTag(out int field, out int wireType))
             {
@@ -55,12 +66,23 @@ public sealed class ReceivedGradientChunk : IDisposable
                     case (3, ProtoReader.Varint): chunk.BaseVersion = (long)reader.ReadVarint(); break;
                     case (4, ProtoReader.Varint): chunk.Index = (int)reader.ReadVarint(); break;
                     case (5, ProtoReader.Varint): chunk.Count = (int)reader.ReadVarint(); break;
-                    case (6, ProtoReader.LengthDelimited): chunk._data.CopyFrom(reader.ReadLengthDelimited()); break;
+                    case (6, ProtoReader.LengthDelimited): data = reader.ReadLengthDelimited(); break;
                     case (7, ProtoReader.Fixed32): chunk.Loss = BitConverter.UInt32BitsToSingle(reader.ReadFixed32()); break;
                     case (8, ProtoReader.Varint): chunk.Samples = (int)reader.ReadVarint(); break;
                     case (9, ProtoReader.Varint): chunk.Descending = reader.ReadVarint() != 0; break;
                     default: reader.Skip(wireType); break;
                 }
+            }
+            // NOTE: the data is placed only now that every field is read: protobuf lets any field come after it, and the last value counts.
+            chunk.DataLength = (int)data.Length;
+            if (GradientSink.Current is { } sink && sink.TryWrite(chunk, data, out bool finite))
+            {
+                chunk.WrittenInPlace = true;
+                chunk.Finite = finite;
+            }
+            else
+            {
+                chunk._data.CopyFrom(data);
             }
             return chunk;
         }
