@@ -368,14 +368,12 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
             finite = false;
             lock (_gate)
             {
-                int expected = service.ChunkCount;
-                if (_abandoned || _first is null || _buffer is null || _received == expected || lane.Push != this
-                    || header.WorkerId != _first.WorkerId || header.Step != _first.Step || header.BaseVersion != _first.BaseVersion || header.Count != expected)
+                if (_abandoned || _first is null || _buffer is null || _received == service.ChunkCount || !SamePush(header))
                 {
                     return false;
                 }
-                int position = _first.Descending ? expected - 1 - header.Index : header.Index;
-                if (position != lane.NextPosition || position < 0 || position >= expected)
+                int position = SendPosition(header.Index);
+                if (position != lane.NextPosition || position < 0 || position >= service.ChunkCount)
                 {
                     return false;
                 }
@@ -417,19 +415,20 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
                     _first = chunk;
                     _buffer = Run.Pool.Rent();
                 }
-                else if (chunk.WorkerId != _first.WorkerId || chunk.Step != _first.Step || chunk.BaseVersion != _first.BaseVersion || chunk.Count != expected)
+                else if (!SamePush(chunk))
                 {
                     throw service.Reject(StatusCode.InvalidArgument, $"push from worker {_first.WorkerId} changes its worker, step, base version or chunk count in chunk {chunk.Index}");
                 }
                 // The k-th chunk sent travels on lane k mod lanes, each lane in sending order.
-                int position = _first.Descending ? expected - 1 - chunk.Index : chunk.Index;
+                int position = SendPosition(chunk.Index);
                 // A stream's first chunk opens a lane no other stream has opened (in any order: the lanes race).
                 int wanted = lane.Push == this ? lane.NextPosition
                     : position >= 0 && position < lanes && !_laneStarted[position] ? position
                     : FirstFreeLane();
                 if (position != wanted || position < 0 || position >= expected)
                 {
-                    int wantedIndex = _first.Descending ? expected - 1 - wanted : wanted;
+                    // The mapping between chunk index and send position is its own inverse.
+                    int wantedIndex = SendPosition(wanted);
                     throw service.Reject(StatusCode.InvalidArgument, $"push from worker {_first.WorkerId}: chunk {chunk.Index} arrived where chunk {wantedIndex} was expected (out of order)");
                 }
                 if (_received == 0 && (chunk.Samples < 1 || !float.IsFinite(chunk.Loss)))
@@ -469,6 +468,13 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
                 return IsComplete;
             }
         }
+
+        /// <summary>Whether <paramref name="chunk"/> carries the worker, step, base version and chunk count of this push's first chunk.</summary>
+        private bool SamePush(ReceivedGradientChunk chunk) =>
+            chunk.WorkerId == _first!.WorkerId && chunk.Step == _first.Step && chunk.BaseVersion == _first.BaseVersion && chunk.Count == service.ChunkCount;
+
+        /// <summary>Where chunk <paramref name="index"/> comes in the sending order (the k-th chunk sent): the same, or reversed for a descending push.</summary>
+        private int SendPosition(int index) => _first!.Descending ? service.ChunkCount - 1 - index : index;
 
         /// <summary>The send position a stream's first chunk of this push must have: the first lane no stream has taken yet.</summary>
         private int FirstFreeLane()
