@@ -287,7 +287,7 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
         var neededMs = settings.EmulatedChunkNeededMs;
         for (int k = 0; k < chunks.Count; k++)
         {
-            SleepUntil(start, shift + (neededMs.Count == chunks.Count ? neededMs[k] : 0));
+            PreciseSleep.Until(start, shift + (neededMs.Count == chunks.Count ? neededMs[k] : 0));
             if (weightsNeeded is not null)
             {
                 long w = Stopwatch.GetTimestamp();
@@ -296,26 +296,18 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
                 shift += TimeSplitClock.Since(w);
             }
         }
-        SleepUntil(start, shift + settings.EmulatedForwardMs);
+        PreciseSleep.Until(start, shift + settings.EmulatedForwardMs);
         lossKnown(0f);
         var readyMs = settings.EmulatedChunkReadyMs;
         for (int k = readyMs.Count - 1; k >= 0; k--)
         {
-            SleepUntil(start, shift + readyMs[k]);
+            PreciseSleep.Until(start, shift + readyMs[k]);
             readyFrom(chunks[k].Offset);
         }
-        SleepUntil(start, shift + settings.EmulatedComputeMs);
+        PreciseSleep.Until(start, shift + settings.EmulatedComputeMs);
         return 0f;
     }
 
-    private static void SleepUntil(long start, double ms)
-    {
-        double left = ms - TimeSplitClock.Since(start);
-        if (left > 0)
-        {
-            Thread.Sleep(TimeSpan.FromMilliseconds(left));
-        }
-    }
 
     private async Task<JoinReply?> JoinWithRetryAsync(ParameterClient client, CancellationToken cancel)
     {

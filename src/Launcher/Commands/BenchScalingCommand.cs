@@ -178,6 +178,7 @@ internal static class BenchScalingCommand
             ? (double)status.Samples / status.Version / (status.SteadyStepMs / 1000)
             : status.ImagesPerSec;
         double compute = 0, push = 0, pull = 0, wait = 0, startup = 0;
+        long steps = 0;
         foreach (var w in status.Workers)
         {
             var t = w.Time ?? new TimeSplit();
@@ -190,6 +191,7 @@ internal static class BenchScalingCommand
             if (w.SteadyTime is { Steps: > 0 } steady)
             {
                 compute += steady.ComputeMs;
+                steps += steady.Steps;
                 push += steady.PushMs;
                 pull += steady.PullMs;
                 wait += steady.WaitMs;
@@ -197,13 +199,14 @@ internal static class BenchScalingCommand
             else
             {
                 compute += t.ComputeMs;
+                steps += t.Steps;
                 push += t.PushMs;
                 pull += t.PullMs;
                 wait += t.WaitMs - joinWait;
             }
         }
         return new ScalingPoint(workers, imagesPerSec, status.ImagesPerSec, compute, push, pull, wait, startup, status.Version, status.Samples, status.Seconds, status.SteadyStepMs,
-            [.. status.StepSeriesMs], Math.Max(1, status.StepSeriesBucket));
+            [.. status.StepSeriesMs], Math.Max(1, status.StepSeriesBucket), steps);
     }
 
     /// <summary>

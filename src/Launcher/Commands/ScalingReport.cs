@@ -20,13 +20,21 @@ namespace Cluster.Launcher.Commands;
 /// <param name="MeanStepMs">Mean time between updates once warm (the second half of the run), in ms.</param>
 /// <param name="StepSeriesMs">Every step's time in order, as means over buckets of <paramref name="StepSeriesBucket"/> steps.</param>
 /// <param name="StepSeriesBucket">Steps per value of <paramref name="StepSeriesMs"/>.</param>
+/// <param name="ComputeSteps">The workers' steps <paramref name="ComputeMs"/> covers, summed over workers.</param>
 internal sealed record ScalingPoint(
     int Workers, double ImagesPerSec, double WallImagesPerSec, double ComputeMs, double PushMs, double PullMs, double WaitMs,
     double StartupWaitMs, long Updates, long Samples, double Seconds, double MeanStepMs,
-    IReadOnlyList<float>? StepSeriesMs = null, int StepSeriesBucket = 1)
+    IReadOnlyList<float>? StepSeriesMs = null, int StepSeriesBucket = 1, long ComputeSteps = 0)
 {
     /// <summary>The steady-state time of all workers, in ms.</summary>
     public double TotalMs => Math.Max(1e-9, ComputeMs + PushMs + PullMs + WaitMs);
+
+    /// <summary>
+    /// How long one forward/backward pass (or its emulated wait) took on average, in ms, 0 when no
+    /// steps were reported. With emulated compute this shows how far the wait overran the
+    /// timetable on cores shared with the other workers and the server.
+    /// </summary>
+    public double PassMs => ComputeSteps > 0 ? ComputeMs / ComputeSteps : 0;
 }
 
 /// <summary>
@@ -73,6 +81,14 @@ internal sealed class ScalingReport(string model, string mode, string compute, d
                 (p.WaitMs / p.TotalMs).ToString("P0", CultureInfo.InvariantCulture));
         }
         console.Write(table);
+        if (points.Any(p => p.PassMs > 0))
+        {
+            // NOTE: a line of its own, not a column: the table already fills 80 columns.
+            string passes = string.Join(", ", points.Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.PassMs:F1} ms at {p.Workers}")));
+            console.WriteLine(compute == "emulated"
+                ? $"the emulated pass as it ran (asked {emulatedComputeMs.ToString("F1", CultureInfo.InvariantCulture)} ms), mean per step: {passes}"
+                : $"forward/backward as it ran, mean per step: {passes}");
+        }
     }
 
     /// <summary>Writes one row per run to <paramref name="path"/> (invariant culture, fractions in [0, 1]).</summary>
@@ -80,13 +96,13 @@ internal sealed class ScalingReport(string model, string mode, string compute, d
     {
         var csv = new StringBuilder();
         csv.AppendLine("model,mode,compute,emulated_compute_ms,batch,workers,images_per_sec,speedup,efficiency,compute_frac,push_frac,pull_frac,wait_frac,"
-            + "compute_ms,push_ms,pull_ms,wait_ms,startup_wait_ms,updates,samples,seconds,mean_step_ms,wall_images_per_sec,runs");
+            + "compute_ms,push_ms,pull_ms,wait_ms,startup_wait_ms,updates,samples,seconds,mean_step_ms,wall_images_per_sec,runs,pass_ms");
         foreach (var p in points)
         {
             csv.AppendLine(string.Create(CultureInfo.InvariantCulture,
                 $"{Safe(model)},{mode},{compute},{emulatedComputeMs:F3},{batch},{p.Workers},{p.ImagesPerSec:F1},{SpeedUp(p):F4},{Efficiency(p):F4},"
                 + $"{p.ComputeMs / p.TotalMs:F4},{p.PushMs / p.TotalMs:F4},{p.PullMs / p.TotalMs:F4},{p.WaitMs / p.TotalMs:F4},"
-                + $"{p.ComputeMs:F1},{p.PushMs:F1},{p.PullMs:F1},{p.WaitMs:F1},{p.StartupWaitMs:F1},{p.Updates},{p.Samples},{p.Seconds:F2},{p.MeanStepMs:F3},{p.WallImagesPerSec:F1},{runs}"));
+                + $"{p.ComputeMs:F1},{p.PushMs:F1},{p.PullMs:F1},{p.WaitMs:F1},{p.StartupWaitMs:F1},{p.Updates},{p.Samples},{p.Seconds:F2},{p.MeanStepMs:F3},{p.WallImagesPerSec:F1},{runs},{p.PassMs:F3}"));
         }
         WriteAtomically(path, tmp => File.WriteAllText(tmp, csv.ToString()));
     }
