@@ -6,9 +6,10 @@ namespace Cluster.Worker;
 /// <summary>
 /// Sleeping until a moment, to the microsecond: the emulated forward/backward pass is a sleep of
 /// a measured length (26–30 ms for lenet), and <see cref="Thread.Sleep(TimeSpan)"/> counts whole
-/// milliseconds, cutting off the fraction, so each emulated pass ended up to a millisecond early and
-/// a one-worker baseline ran up to 3 % faster than the pass it emulates. On Linux the thread sleeps
-/// in nanosleep for the exact remainder; elsewhere in whole milliseconds, rounded to the nearest.
+/// milliseconds, cutting off the fraction, so each stage of an emulated pass could end up to a
+/// millisecond (3 % of the pass) early, by a different amount at every worker count. On Linux the
+/// thread sleeps in nanosleep for the exact remainder; elsewhere in whole milliseconds, rounded to
+/// the nearest.
 /// </summary>
 internal static unsafe partial class PreciseSleep
 {
