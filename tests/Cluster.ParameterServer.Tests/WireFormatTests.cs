@@ -24,6 +24,9 @@ public sealed class WireFormatTests
         return first is null ? ReadOnlySequence<byte>.Empty : new ReadOnlySequence<byte>(first, 0, last!, last!.Memory.Length);
     }
 
+    /// <summary>The floats as the wire carries them: float32 little-endian.</summary>
+    private static byte[] BytesOf(float[] values) => System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
+
     private sealed class Segment : ReadOnlySequenceSegment<byte>
     {
         public Segment(ReadOnlyMemory<byte> memory, long runningIndex)
@@ -139,22 +142,18 @@ public sealed class WireFormatTests
     public void CopyFiniteReadsFloatsThatStraddleTheTransportsBuffers(int piece, int at)
     {
         var values = Enumerable.Range(0, 4096).Select(i => i * 0.25f - 3f).ToArray();
-        var bytes = new byte[values.Length * sizeof(float)];
-        Buffer.BlockCopy(values, 0, bytes, 0, bytes.Length);
         var copy = new float[values.Length];
-        Assert.True(FloatBytes.CopyFinite(Split(bytes, piece), copy));
+        Assert.True(FloatBytes.CopyFinite(Split(BytesOf(values), piece), copy));
         Assert.Equal(values, copy);
         values[at] = float.NaN;
-        Buffer.BlockCopy(values, 0, bytes, 0, bytes.Length);
-        Assert.False(FloatBytes.CopyFinite(Split(bytes, piece), copy));
+        Assert.False(FloatBytes.CopyFinite(Split(BytesOf(values), piece), copy));
     }
 
     [Fact]
     public void AGradientSinkTakesTheDataWithTheHeaderAsFinallyRead()
     {
         var values = Enumerable.Range(0, 1024).Select(i => i * 0.5f).ToArray();
-        var data = new byte[values.Length * sizeof(float)];
-        Buffer.BlockCopy(values, 0, data, 0, data.Length);
+        byte[] data = BytesOf(values);
         var encoded = new GradientChunk { WorkerId = 3, Step = 9, Index = 1, Count = 4, Data = ByteString.CopyFrom(data) }.ToByteArray();
         // Protobuf lets a field come again after the data, and the last value counts: index 2.
         byte[] bytes = [.. encoded, 4 << 3, 2];
