@@ -106,7 +106,7 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
         // is about to use: the pull overlaps backward and the next forward.
         bool sync = settings.Mode == "sync";
         Func<int, Action<int, int>?, Action<float>, Action<int>, float> compute = emulated
-            ? (_, weightsNeeded, lossKnown, readyFrom) => EmulateCompute(settings, chunks, weightsNeeded, lossKnown, readyFrom)
+            ? (count, weightsNeeded, lossKnown, readyFrom) => EmulateCompute(EmulatedPass.For(settings, count), chunks, weightsNeeded, lossKnown, readyFrom)
             : trainer.ComputeGradient;
         long step = 0;
         long steadyFrom = SteadyFromStep(settings, join.WorkerCount);
@@ -274,17 +274,17 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
     }
 
     /// <summary>
-    /// Emulated compute (scaling runs measure the wire and the server): waits as long as one
-    /// forward/backward pass takes, asking for each chunk's weights when the real forward first
+    /// Emulated compute (scaling runs measure the wire and the server): waits as long as the pass
+    /// of <paramref name="pass"/> takes, asking for each chunk's weights when the real forward first
     /// uses them and releasing each gradient chunk when the real backward makes it final (the
     /// profile <c>bench scaling</c> measures); without a profile, all weights first and every
     /// gradient chunk at the end. Time spent waiting for weights delays the rest, as it would.
     /// </summary>
-    private static float EmulateCompute(TrainingSettings settings, ChunkLayout chunks, Action<int, int>? weightsNeeded, Action<float> lossKnown, Action<int> readyFrom)
+    private static float EmulateCompute(EmulatedPass pass, ChunkLayout chunks, Action<int, int>? weightsNeeded, Action<float> lossKnown, Action<int> readyFrom)
     {
         long start = Stopwatch.GetTimestamp();
         double shift = 0;
-        var neededMs = settings.EmulatedChunkNeededMs;
+        var neededMs = pass.NeededMs;
         for (int k = 0; k < chunks.Count; k++)
         {
             PreciseSleep.Until(start, shift + (neededMs.Count == chunks.Count ? neededMs[k] : 0));
@@ -296,18 +296,17 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
                 shift += TimeSplitClock.Since(w);
             }
         }
-        PreciseSleep.Until(start, shift + settings.EmulatedForwardMs);
+        PreciseSleep.Until(start, shift + pass.ForwardMs);
         lossKnown(0f);
-        var readyMs = settings.EmulatedChunkReadyMs;
+        var readyMs = pass.ReadyMs;
         for (int k = readyMs.Count - 1; k >= 0; k--)
         {
             PreciseSleep.Until(start, shift + readyMs[k]);
             readyFrom(chunks[k].Offset);
         }
-        PreciseSleep.Until(start, shift + settings.EmulatedComputeMs);
+        PreciseSleep.Until(start, shift + pass.ComputeMs);
         return 0f;
     }
-
 
     private async Task<JoinReply?> JoinWithRetryAsync(ParameterClient client, CancellationToken cancel)
     {

@@ -104,18 +104,19 @@ public sealed class LocalClusterTests
     {
         static WorkerStatus Worker(bool steady) => new()
         {
-            Time = new TimeSplit { ComputeMs = 1000, PushMs = 10, PullMs = 20, WaitMs = 30, Steps = 100 },
-            SteadyTime = steady ? new TimeSplit { ComputeMs = 400, PushMs = 4, PullMs = 8, WaitMs = 12, Steps = 50 } : null,
+            Time = new TimeSplit { ComputeMs = 1000, PushMs = 10, PullMs = 20, WaitMs = 30, Steps = 100, Samples = 6400 },
+            SteadyTime = steady ? new TimeSplit { ComputeMs = 400, PushMs = 4, PullMs = 8, WaitMs = 12, Steps = 50, Samples = 3200 - 32 } : null,
         };
         var status = new StatusReply { Version = 101, MeanStepMs = 10.6, SteadyStepMs = 10, Samples = 6400 };
         status.Workers.Add(Worker(steady: true));
-        var point = BenchScalingCommand.ToPoint(1, status);
+        var point = BenchScalingCommand.ToPoint(1, status, 64);
         Assert.Equal((400.0, 4.0, 8.0, 12.0), (point.ComputeMs, point.PushMs, point.PullMs, point.WaitMs));
-        Assert.Equal(8.0, point.PassMs);
+        // 49.5 full batches of 64: the half batch of the steady half counts as half a pass.
+        Assert.Equal(400.0 / 49.5, point.PassMs, 9);
 
         status.Workers.Clear();
         status.Workers.Add(Worker(steady: false));
-        point = BenchScalingCommand.ToPoint(1, status);
+        point = BenchScalingCommand.ToPoint(1, status, 64);
         Assert.Equal((1000.0, 10.0, 20.0), (point.ComputeMs, point.PushMs, point.PullMs));
         Assert.Equal(10.0, point.PassMs);
     }

@@ -143,7 +143,7 @@ internal static class BenchScalingCommand
                     output.WriteLine($"the run with {n} worker(s) failed (exit code {result.ExitCode}); logs in {logs}");
                     return result.ExitCode == 0 ? 1 : result.ExitCode;
                 }
-                var point = ToPoint(n, result.Status);
+                var point = ToPoint(n, result.Status, options.Training.Batch);
                 runs[n].Add(point);
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"  {n} worker(s){(repeats > 1 ? $", run {r + 1} of {repeats}" : "")}: {point.ImagesPerSec:N0} images/s, {run.Training.Epochs} epoch(s), {point.Updates:N0} updates, {clock.Elapsed.TotalSeconds:F1} s"));
@@ -168,8 +168,8 @@ internal static class BenchScalingCommand
     private static string Times(string what, IReadOnlyList<double> times) =>
         times.Count == 0 ? "" : string.Create(CultureInfo.InvariantCulture, $"; chunks' {what} {string.Join(", ", times.Select(ms => ms.ToString("F1", CultureInfo.InvariantCulture)))} ms");
 
-    /// <summary>Turns the final status of a run into its figures, without the start-up of the processes.</summary>
-    internal static ScalingPoint ToPoint(int workers, StatusReply status)
+    /// <summary>Turns the final status of a run with batches of <paramref name="batch"/> into its figures, without the start-up of the processes.</summary>
+    internal static ScalingPoint ToPoint(int workers, StatusReply status, int batch)
     {
         double steadyMs = status.Version * status.MeanStepMs;
         // NOTE: throughput once warm (the second half of the steps: the first half is every
@@ -178,7 +178,7 @@ internal static class BenchScalingCommand
             ? (double)status.Samples / status.Version / (status.SteadyStepMs / 1000)
             : status.ImagesPerSec;
         double compute = 0, push = 0, pull = 0, wait = 0, startup = 0;
-        long steps = 0;
+        long samples = 0;
         foreach (var w in status.Workers)
         {
             var t = w.Time ?? new TimeSplit();
@@ -191,7 +191,7 @@ internal static class BenchScalingCommand
             if (w.SteadyTime is { Steps: > 0 } steady)
             {
                 compute += steady.ComputeMs;
-                steps += steady.Steps;
+                samples += steady.Samples;
                 push += steady.PushMs;
                 pull += steady.PullMs;
                 wait += steady.WaitMs;
@@ -199,14 +199,14 @@ internal static class BenchScalingCommand
             else
             {
                 compute += t.ComputeMs;
-                steps += t.Steps;
+                samples += t.Samples;
                 push += t.PushMs;
                 pull += t.PullMs;
                 wait += t.WaitMs - joinWait;
             }
         }
         return new ScalingPoint(workers, imagesPerSec, status.ImagesPerSec, compute, push, pull, wait, startup, status.Version, status.Samples, status.Seconds, status.SteadyStepMs,
-            [.. status.StepSeriesMs], Math.Max(1, status.StepSeriesBucket), steps);
+            [.. status.StepSeriesMs], Math.Max(1, status.StepSeriesBucket), (double)samples / Math.Max(1, batch));
     }
 
     /// <summary>

@@ -20,21 +20,21 @@ namespace Cluster.Launcher.Commands;
 /// <param name="MeanStepMs">Mean time between updates once warm (the second half of the run), in ms.</param>
 /// <param name="StepSeriesMs">Every step's time in order, as means over buckets of <paramref name="StepSeriesBucket"/> steps.</param>
 /// <param name="StepSeriesBucket">Steps per value of <paramref name="StepSeriesMs"/>.</param>
-/// <param name="ComputeSteps">The workers' steps <paramref name="ComputeMs"/> covers, summed over workers.</param>
+/// <param name="ComputeBatches">The full batches <paramref name="ComputeMs"/> covers, summed over workers: its samples over the batch size (an epoch's last, shorter batch counts as its share of one).</param>
 internal sealed record ScalingPoint(
     int Workers, double ImagesPerSec, double WallImagesPerSec, double ComputeMs, double PushMs, double PullMs, double WaitMs,
     double StartupWaitMs, long Updates, long Samples, double Seconds, double MeanStepMs,
-    IReadOnlyList<float>? StepSeriesMs = null, int StepSeriesBucket = 1, long ComputeSteps = 0)
+    IReadOnlyList<float>? StepSeriesMs = null, int StepSeriesBucket = 1, double ComputeBatches = 0)
 {
     /// <summary>The steady-state time of all workers, in ms.</summary>
     public double TotalMs => Math.Max(1e-9, ComputeMs + PushMs + PullMs + WaitMs);
 
     /// <summary>
-    /// How long one forward/backward pass (or its emulated wait) took on average, in ms, 0 when no
-    /// steps were reported. With emulated compute this shows how far the wait overran the
+    /// How long one forward/backward pass (or its emulated wait) of a full batch took on average,
+    /// in ms, 0 when no samples were reported. With emulated compute this shows how far the wait overran the
     /// timetable on cores shared with the other workers and the server.
     /// </summary>
-    public double PassMs => ComputeSteps > 0 ? ComputeMs / ComputeSteps : 0;
+    public double PassMs => ComputeBatches > 0 ? ComputeMs / ComputeBatches : 0;
 }
 
 /// <summary>
@@ -86,8 +86,8 @@ internal sealed class ScalingReport(string model, string mode, string compute, d
             // NOTE: a line of its own, not a column: the table already fills 80 columns.
             string passes = string.Join(", ", points.Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.PassMs:F1} ms at {p.Workers}")));
             console.WriteLine(compute == "emulated"
-                ? $"the emulated pass as it ran (asked {emulatedComputeMs.ToString("F1", CultureInfo.InvariantCulture)} ms), mean per step: {passes}"
-                : $"forward/backward as it ran, mean per step: {passes}");
+                ? $"the emulated pass as it ran (asked {emulatedComputeMs.ToString("F1", CultureInfo.InvariantCulture)} ms), mean per full batch: {passes}"
+                : $"forward/backward as it ran, mean per full batch: {passes}");
         }
     }
 
