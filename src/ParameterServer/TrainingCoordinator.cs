@@ -138,8 +138,6 @@ public sealed class TrainingCoordinator : IDisposable
         {
             _epochsDone++;
             Store.Optimizer.LearningRate = _schedule.RateAt(_epochsDone, _baseRate);
-            var weights = new float[Store.Size];
-            Store.CopyWeights(weights);
             var epoch = new EpochStatus
             {
                 Epoch = _epochsDone,
@@ -153,6 +151,10 @@ public sealed class TrainingCoordinator : IDisposable
             bool last = samples >= TotalSamples;
             if (last || Options.EvaluateEachEpoch)
             {
+                // NOTE: the copy only for an evaluation: 0.9 MB for lenet each epoch, allocated and
+                // copied under the rule's lock, would add to the step every worker waits on.
+                var weights = new float[Store.Size];
+                Store.CopyWeights(weights);
                 lock (_evaluations)
                 {
                     _evaluations.Add(Task.Run(() => Evaluate(weights, epoch)));

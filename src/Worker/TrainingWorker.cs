@@ -105,8 +105,9 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
         // needs it), and the forward pass of step t+1 waits, layer by layer, only for the chunks it
         // is about to use: the pull overlaps backward and the next forward.
         bool sync = settings.Mode == "sync";
+        var fullPass = EmulatedPass.For(settings, settings.Batch);
         Func<int, Action<int, int>?, Action<float>, Action<int>, float> compute = emulated
-            ? (count, weightsNeeded, lossKnown, readyFrom) => EmulateCompute(EmulatedPass.For(settings, count), chunks, weightsNeeded, lossKnown, readyFrom)
+            ? (count, weightsNeeded, lossKnown, readyFrom) => EmulateCompute(count == settings.Batch ? fullPass : EmulatedPass.For(settings, count), chunks, weightsNeeded, lossKnown, readyFrom)
             : trainer.ComputeGradient;
         long step = 0;
         long steadyFrom = SteadyFromStep(settings, join.WorkerCount);
