@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Globalization;
+using Cluster.Checkpoints;
 using Cluster.Data;
 using Cluster.Models;
 using Cluster.Optim;
@@ -25,6 +27,7 @@ public sealed class TrainingCoordinator : IDisposable
     private readonly ThreadTeam _evaluationTeam;
     private readonly Dataset _test;
     private readonly Dataset _train;
+    private readonly Normalization _normalization;
     private readonly LearningRateSchedule _schedule;
     private readonly float _baseRate;
     private readonly long _samplesPerEpoch;
@@ -66,6 +69,7 @@ public sealed class TrainingCoordinator : IDisposable
         _evaluationModel.Team = _evaluationTeam;
         _test = data.Test;
         _train = data.Train;
+        _normalization = data.Normalization;
         TrainCount = data.Train.Count;
         _samplesPerEpoch = data.Train.Count;
     }
@@ -157,7 +161,7 @@ public sealed class TrainingCoordinator : IDisposable
                 Store.CopyWeights(weights);
                 lock (_evaluations)
                 {
-                    _evaluations.Add(Task.Run(() => Evaluate(weights, epoch)));
+                    _evaluations.Add(Task.Run(() => Evaluate(weights, epoch, last)));
                 }
             }
             if (last)
@@ -168,7 +172,7 @@ public sealed class TrainingCoordinator : IDisposable
         }
     }
 
-    private void Evaluate(float[] weights, EpochStatus epoch)
+    private void Evaluate(float[] weights, EpochStatus epoch, bool last)
     {
         _evaluating.Wait();
         try
@@ -187,6 +191,11 @@ public sealed class TrainingCoordinator : IDisposable
                 _logger.LogInformation("target accuracy {Target:P1} reached after {Seconds:F1} s", target, TimeToAccuracy);
                 Rule.Finish();
                 _ = CompleteAsync();
+                last = true;
+            }
+            if (last && Options.Training.Save is string path)
+            {
+                SaveCheckpoint(path, epoch);
             }
         }
         finally
@@ -194,6 +203,42 @@ public sealed class TrainingCoordinator : IDisposable
             _evaluating.Release();
         }
     }
+
+    /// <summary>
+    /// Writes the weights just evaluated (with batch norm's statistics recomputed for them, as
+    /// evaluated) to <paramref name="path"/>, with the run's figures in the metadata; a failure is
+    /// logged and kept in <see cref="CheckpointError"/>, the run's result.
+    /// </summary>
+    private void SaveCheckpoint(string path, EpochStatus epoch)
+    {
+        var metadata = new Dictionary<string, string>
+        {
+            ["cluster.epochs"] = epoch.Epoch.ToString(CultureInfo.InvariantCulture),
+            ["cluster.test_accuracy"] = epoch.TestAccuracy.ToString("F4", CultureInfo.InvariantCulture),
+            ["cluster.seed"] = Options.Training.Seed.ToString(CultureInfo.InvariantCulture),
+            ["cluster.mode"] = Rule.Name,
+            ["cluster.workers"] = Options.Workers.ToString(CultureInfo.InvariantCulture),
+        };
+        NormalizationMetadata.Add(metadata, _normalization);
+        try
+        {
+            Checkpoint.Save(path, _evaluationModel, metadata);
+            CheckpointError = null;
+            CheckpointSaved = path;
+            _logger.LogInformation("checkpoint of epoch {Epoch} ({Accuracy:P2}) written to {Path}", epoch.Epoch, epoch.TestAccuracy, path);
+        }
+        catch (Exception e) when (e is CheckpointException or IOException or UnauthorizedAccessException)
+        {
+            CheckpointError = e.Message;
+            _logger.LogError("checkpoint {Path} not written: {Message}", path, e.Message);
+        }
+    }
+
+    /// <summary>The checkpoint written at the end of the run (<see cref="TrainingOptions.Save"/>), once written.</summary>
+    public string? CheckpointSaved { get; private set; }
+
+    /// <summary>Why the checkpoint asked for could not be written, if it could not.</summary>
+    public string? CheckpointError { get; private set; }
 
     private async Task CompleteAsync()
     {

@@ -40,7 +40,7 @@ public sealed class CommandTests
 
         var saved = Checkpoints.Checkpoint.Load(model).Metadata;
         var embedded = Data.FashionMnist.LoadEmbedded();
-        Assert.Equal(embedded.Normalization, Commands.NormalizationMetadata.Read(saved, model));
+        Assert.Equal(embedded.Normalization, Checkpoints.NormalizationMetadata.Read(saved, model));
 
         var (evalCode, evalOutput, evalError) = CliRunner.Run("evaluate", "--checkpoint", model, "--data", "embedded");
         Assert.True(evalCode == 0, evalError);

@@ -2,6 +2,8 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using Cluster.Checkpoints;
+using Cluster.Data;
 using Cluster.Launcher.Commands;
 using Cluster.ParameterServer;
 using Cluster.Tests;
@@ -22,9 +24,10 @@ public sealed class LocalClusterTests
     {
         using var scratch = new ScratchDirectory();
         string metrics = scratch.File("metrics.jsonl");
+        string checkpoint = scratch.File("model.safetensors");
         var options = new ServerOptions
         {
-            Training = new TrainingOptions { Model = "mlp", Epochs = 2, Data = "embedded", Metrics = metrics },
+            Training = new TrainingOptions { Model = "mlp", Epochs = 2, Data = "embedded", Metrics = metrics, Save = checkpoint },
             Workers = 2,
             Mode = "sync",
             Host = "127.0.0.1",
@@ -50,6 +53,13 @@ public sealed class LocalClusterTests
         double accuracy = last.RootElement.GetProperty("test_accuracy").GetDouble();
         Assert.True(accuracy >= 0.8, $"test accuracy {accuracy:P2} after 2 epochs");
         Assert.Contains("staleness histogram {0:", output.ToString());
+
+        // The checkpoint holds the weights the server evaluated last: the same accuracy here.
+        Assert.Contains($"saved {checkpoint}", output.ToString());
+        var loaded = Checkpoint.Load(checkpoint);
+        Assert.Equal(("2", "sync", "2"), (loaded.Metadata["cluster.epochs"], loaded.Metadata["cluster.mode"], loaded.Metadata["cluster.workers"]));
+        var data = FashionMnist.Load("embedded", NormalizationMetadata.Read(loaded.Metadata, checkpoint));
+        Assert.Equal(accuracy, Trainer.Evaluate(loaded.Model, data.Test).Accuracy, 9);
     }
 
     [Fact]
@@ -242,6 +252,7 @@ public sealed class LocalClusterTests
     [InlineData("--evaluate", "sometimes", "--evaluate 'sometimes'")]
     [InlineData("--emulated-chunk-ready-ms", "1,x", "'x' is not a time")]
     [InlineData("--chunk-floats", "100", "--chunk-floats 100")]
+    [InlineData("--save", "/no/such/dir/model.safetensors", "directory '/no/such/dir' does not exist")]
     public void LocalRejectsBadFlagsBeforeStartingAnything(string flag, string value, string named)
     {
         var (code, output, error) = CliRunner.Run("local", flag, value, "--data", "embedded");

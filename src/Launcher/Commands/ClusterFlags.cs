@@ -36,6 +36,8 @@ internal sealed class ClusterFlags
 
     public Option<double?> TargetAccuracy { get; } = new("--target-accuracy") { Description = "stop when the test accuracy first reaches this fraction, e.g. 0.9" };
 
+    public Option<string?> Save { get; } = new("--save") { Description = "write a safetensors checkpoint of the final weights here (the server writes it after the last evaluation, or when --target-accuracy is reached)" };
+
     public Option<int> WorkerThreads { get; } = new("--worker-threads") { Description = "compute threads per worker", DefaultValueFactory = _ => Defaults.WorkerThreads };
 
     public void AddTo(Command command)
@@ -53,12 +55,13 @@ internal sealed class ClusterFlags
         command.Options.Add(EmulatedForwardMs);
         command.Options.Add(Evaluate);
         command.Options.Add(TargetAccuracy);
+        command.Options.Add(Save);
         command.Options.Add(WorkerThreads);
     }
 
     public ServerOptions Bind(ParseResult parse) => new()
     {
-        Training = Training.Bind(parse),
+        Training = Training.Bind(parse) with { Save = parse.GetValue(Save) },
         Workers = parse.GetValue(Workers),
         BackupWorkers = parse.GetValue(BackupWorkers),
         Mode = parse.GetValue(Mode)!,
@@ -128,6 +131,12 @@ internal sealed class ClusterFlags
         {
             yield return "--metrics";
             yield return o.Training.Metrics;
+        }
+        if (o.Training.Save is not null)
+        {
+            // The server may run in another directory: the path as this process sees it.
+            yield return "--save";
+            yield return Path.GetFullPath(o.Training.Save);
         }
     }
 }

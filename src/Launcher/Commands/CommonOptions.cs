@@ -18,7 +18,7 @@ internal static class CommonOptions
 
     public static Option<string> Model() => new("--model")
     {
-        Description = "a preset (lenet, mlp) or the path of a model spec file",
+        Description = $"a preset ({string.Join(", ", Models.ModelPresets.Names)}) or the path of a model spec file",
         DefaultValueFactory = _ => "lenet",
     };
 }

@@ -126,6 +126,10 @@ internal static class LocalCommand
         {
             code = Cli.UsageError;
         }
+        if (code == 0 && !quiet && options.Training.Save is string save)
+        {
+            output.WriteLine($"saved {Path.GetFullPath(save)}");
+        }
         return Done(code, last);
     }
 

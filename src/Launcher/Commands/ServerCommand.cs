@@ -100,8 +100,23 @@ internal static class ServerCommand
         output.WriteLine($"run {(stopped ? "stopped" : "finished")}: {status.Version:N0} updates, {status.Samples:N0} samples in {status.Seconds:F1} s ({status.ImagesPerSec:N0} images/s), {status.RejectedPushes} rejected, {status.DroppedLate} dropped late"
             + (status.UnauthenticatedCalls > 0 ? $", {status.UnauthenticatedCalls} call(s) refused for their cluster token" : "")
             + (run.TimeToAccuracy is double tta ? $", target accuracy reached after {tta:F1} s" : ""));
+        int code = stopped ? 130 : 0;
+        if (options.Training.Save is not null)
+        {
+            if (run.CheckpointSaved is string saved)
+            {
+                output.WriteLine($"saved {saved}");
+            }
+            else
+            {
+                output.WriteLine(run.CheckpointError is string error
+                    ? $"checkpoint not written: {error}"
+                    : $"no checkpoint written: the run {(stopped ? "was stopped" : "ended")} before its last evaluation");
+                code = stopped ? 130 : 1;
+            }
+        }
         await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
         run.Dispose();
-        return stopped ? 130 : 0;
+        return code;
     }
 }

@@ -60,14 +60,14 @@ internal static class TrainCommand
         if (options.Save is not null && results.Count > 0)
         {
             var last = run.BestEpoch is int kept ? results[kept - 1] : results[^1];
-            Checkpoint.Save(options.Save, run.Model, new Dictionary<string, string>
+            var metadata = new Dictionary<string, string>
             {
                 ["cluster.epochs"] = last.Epoch.ToString(CultureInfo.InvariantCulture),
                 ["cluster.test_accuracy"] = last.TestAccuracy.ToString("F4", CultureInfo.InvariantCulture),
                 ["cluster.seed"] = options.Seed.ToString(CultureInfo.InvariantCulture),
-                [NormalizationMetadata.MeanKey] = data.Normalization.Mean.ToString("R", CultureInfo.InvariantCulture),
-                [NormalizationMetadata.StdDevKey] = data.Normalization.StdDev.ToString("R", CultureInfo.InvariantCulture),
-            });
+            };
+            NormalizationMetadata.Add(metadata, data.Normalization);
+            Checkpoint.Save(options.Save, run.Model, metadata);
             output.WriteLine($"saved {options.Save}");
         }
         return 0;

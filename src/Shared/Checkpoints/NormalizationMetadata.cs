@@ -1,17 +1,23 @@
 using System.Globalization;
-using Cluster.Checkpoints;
 using Cluster.Data;
 
-namespace Cluster.Launcher.Commands;
+namespace Cluster.Checkpoints;
 
 /// <summary>
 /// The input normalisation a model was trained with, kept in its checkpoint's metadata so that
 /// evaluation scales pixels the same way whichever data set it then reads.
 /// </summary>
-internal static class NormalizationMetadata
+public static class NormalizationMetadata
 {
     public const string MeanKey = "cluster.normalization.mean";
     public const string StdDevKey = "cluster.normalization.std";
+
+    /// <summary>Adds <paramref name="normalization"/> to a checkpoint's <paramref name="metadata"/>.</summary>
+    public static void Add(IDictionary<string, string> metadata, Normalization normalization)
+    {
+        metadata[MeanKey] = normalization.Mean.ToString("R", CultureInfo.InvariantCulture);
+        metadata[StdDevKey] = normalization.StdDev.ToString("R", CultureInfo.InvariantCulture);
+    }
 
     /// <summary>The stored normalisation, or null for a checkpoint without one.</summary>
     public static Normalization? Read(IReadOnlyDictionary<string, string> metadata, string path)
