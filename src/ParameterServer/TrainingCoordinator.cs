@@ -172,8 +172,9 @@ public sealed class TrainingCoordinator : IDisposable
         }
     }
 
-    private void Evaluate(float[] weights, EpochStatus epoch, bool last)
+    private void Evaluate(float[] weights, EpochStatus epoch, bool lastEpoch)
     {
+        bool endsRun = lastEpoch;
         _evaluating.Wait();
         try
         {
@@ -191,9 +192,9 @@ public sealed class TrainingCoordinator : IDisposable
                 _logger.LogInformation("target accuracy {Target:P1} reached after {Seconds:F1} s", target, TimeToAccuracy);
                 Rule.Finish();
                 _ = CompleteAsync();
-                last = true;
+                endsRun = true;
             }
-            if (last && Options.Training.Save is string path)
+            if (endsRun && Options.Training.Save is string path)
             {
                 SaveCheckpoint(path, epoch);
             }

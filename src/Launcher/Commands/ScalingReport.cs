@@ -31,8 +31,8 @@ internal sealed record ScalingPoint(
 
     /// <summary>
     /// How long one forward/backward pass (or its emulated wait) of a full batch took on average,
-    /// in ms, 0 when no samples were reported. With emulated compute this shows how far the wait overran the
-    /// timetable on cores shared with the other workers and the server.
+    /// in ms, 0 when no samples were reported. With emulated compute this shows how far the wait
+    /// overran the timetable on cores shared with the other workers and the server.
     /// </summary>
     public double PassMs => ComputeBatches > 0 ? ComputeMs / ComputeBatches : 0;
 }
