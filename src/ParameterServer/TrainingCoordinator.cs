@@ -46,8 +46,7 @@ public sealed class TrainingCoordinator : IDisposable
         _logger = logger;
         var spec = ModelPresets.Resolve(options.Training.Model);
         Spec = spec;
-        var model = new Sequential(spec);
-        model.Initialize(options.Training.Seed);
+        var model = options.Training.InitialModel(spec);
         Layout = model.NamedParameters;
         Store = new ParameterStore(model.Parameters, Optimizer.Create(options.Training.OptimizerOptions, model.NamedParameters), ChunkLayout.ForTensors(model.NamedParameters, model.ParameterCount, options.ChunkFloats))
         {

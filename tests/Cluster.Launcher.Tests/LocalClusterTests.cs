@@ -253,6 +253,7 @@ public sealed class LocalClusterTests
     [InlineData("--emulated-chunk-ready-ms", "1,x", "'x' is not a time")]
     [InlineData("--chunk-floats", "100", "--chunk-floats 100")]
     [InlineData("--save", "/no/such/dir/model.safetensors", "directory '/no/such/dir' does not exist")]
+    [InlineData("--init", "/no/such/dir/model.safetensors", "--init: checkpoint '/no/such/dir/model.safetensors' does not exist")]
     public void LocalRejectsBadFlagsBeforeStartingAnything(string flag, string value, string named)
     {
         var (code, output, error) = CliRunner.Run("local", flag, value, "--data", "embedded");

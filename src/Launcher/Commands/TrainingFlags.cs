@@ -27,6 +27,8 @@ internal sealed class TrainingFlags
 
     public Option<string?> Data { get; } = CommonOptions.Data();
 
+    public Option<string?> Init { get; } = new("--init") { Description = "start from the weights of this safetensors checkpoint (the model's tensor names and shapes) instead of the seed's; the optimizer starts afresh" };
+
     public Option<string?> Metrics { get; } = new("--metrics") { Description = "write one JSON object per epoch to this file" };
 
     public Option<string> Schedule { get; } = new("--schedule") { Description = "learning-rate schedule over epochs: " + Optim.LearningRateSchedule.Syntax, DefaultValueFactory = _ => Defaults.Schedule };
@@ -51,6 +53,7 @@ internal sealed class TrainingFlags
             _hasThreads = true;
         }
         command.Options.Add(Data);
+        command.Options.Add(Init);
         command.Options.Add(Metrics);
         command.Options.Add(Schedule);
         command.Options.Add(ClipNorm);
@@ -69,6 +72,7 @@ internal sealed class TrainingFlags
         Seed = parse.GetValue(Seed),
         Threads = _hasThreads ? parse.GetValue(Threads) : Defaults.Threads,
         Data = parse.GetValue(Data),
+        Init = parse.GetValue(Init),
         Metrics = parse.GetValue(Metrics),
         Schedule = parse.GetValue(Schedule)!,
         ClipNorm = parse.GetValue(ClipNorm),
@@ -99,6 +103,12 @@ internal sealed class TrainingFlags
         {
             yield return "--data";
             yield return o.Data;
+        }
+        if (o.Init is not null)
+        {
+            // The other process may run in another directory: the path as this one sees it.
+            yield return "--init";
+            yield return Path.GetFullPath(o.Init);
         }
         yield return "--schedule";
         yield return o.Schedule;

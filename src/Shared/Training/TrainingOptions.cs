@@ -1,3 +1,4 @@
+using Cluster.Checkpoints;
 using Cluster.Data;
 using Cluster.Models;
 using Cluster.Optim;
@@ -45,6 +46,13 @@ public sealed record TrainingOptions
 
     /// <summary>Checkpoint file written at the end (safetensors), or null.</summary>
     public string? Save { get; init; }
+
+    /// <summary>
+    /// Checkpoint whose weights (and batch norm's statistics) the run starts from instead of the
+    /// seed's, or null: a safetensors file with the model's tensor names and shapes. The optimizer
+    /// starts afresh: its moments are not in checkpoints.
+    /// </summary>
+    public string? Init { get; init; }
 
     /// <summary>File receiving one JSON object per epoch, or null.</summary>
     public string? Metrics { get; init; }
@@ -127,7 +135,36 @@ public sealed record TrainingOptions
         }
         CheckOutputPath(Save, "--save");
         CheckOutputPath(Metrics, "--metrics");
-        return ModelPresets.Resolve(Model);
+        var spec = ModelPresets.Resolve(Model);
+        if (Init is not null)
+        {
+            // Loaded once here, so that a wrong file fails before any training (or any process) starts.
+            _ = InitialModel(spec);
+        }
+        return spec;
+    }
+
+    /// <summary>
+    /// A model of <paramref name="spec"/> as a run starts it: the seed's weights, or those of
+    /// <see cref="Init"/>; throws <see cref="InvalidOptionException"/> naming the file and the
+    /// tensor when the checkpoint does not fit the model.
+    /// </summary>
+    public Sequential InitialModel(ModelSpec spec)
+    {
+        var model = new Sequential(spec);
+        model.Initialize(Seed);
+        if (Init is not null)
+        {
+            try
+            {
+                Checkpoint.LoadInto(Init, model);
+            }
+            catch (CheckpointException e)
+            {
+                throw new InvalidOptionException($"--init: {e.Message}");
+            }
+        }
+        return model;
     }
 
     /// <summary>The schedule named by <see cref="Schedule"/>; throws <see cref="InvalidOptionException"/> for a bad one.</summary>

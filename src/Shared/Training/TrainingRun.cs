@@ -41,8 +41,7 @@ public sealed class TrainingRun
         _augmentation = options.ParseAugmentation(data);
         _options = options;
         _data = data;
-        Model = new Sequential(spec);
-        Model.Initialize(options.Seed);
+        Model = options.InitialModel(spec);
     }
 
     /// <summary>The model being trained.</summary>
