@@ -106,8 +106,9 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
         // is about to use: the pull overlaps backward and the next forward.
         bool sync = settings.Mode == "sync";
         var fullPass = EmulatedPass.For(settings, settings.Batch);
+        EmulatedPass PassFor(int count) => count == settings.Batch ? fullPass : EmulatedPass.For(settings, count);
         Func<int, Action<int, int>?, Action<float>, Action<int>, float> compute = emulated
-            ? (count, weightsNeeded, lossKnown, readyFrom) => EmulateCompute(count == settings.Batch ? fullPass : EmulatedPass.For(settings, count), chunks, weightsNeeded, lossKnown, readyFrom)
+            ? (count, weightsNeeded, lossKnown, readyFrom) => EmulateCompute(PassFor(count), chunks, weightsNeeded, lossKnown, readyFrom)
             : trainer.ComputeGradient;
         long step = 0;
         long steadyFrom = SteadyFromStep(settings, join.WorkerCount);
