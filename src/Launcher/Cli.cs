@@ -26,6 +26,7 @@ public static class Cli
             SummaryCommand.Create(output),
             ServerCommand.Create(output),
             WorkerCommand.Create(),
+            StatusCommand.Create(output, error),
             LocalCommand.Create(output),
             BenchScalingCommand.Create(output),
         };

@@ -203,6 +203,11 @@ public sealed class LocalClusterTests
         string right = scratch.File("token");
         File.WriteAllText(right, token + "\n");
 
+        // `status` without the token (this process has none in its environment) is refused too.
+        var (statusCode, _, statusError) = CliRunner.Run("status", "--server", address);
+        Assert.Equal(1, statusCode);
+        Assert.Contains("refused the status request", statusError);
+
         var stranger = children.Start("stranger", ["worker", "--server", address, "--token-file", wrong]);
         Assert.True(stranger.WaitForExit(TimeSpan.FromSeconds(30)), "a worker with the wrong token still runs after 30 s");
         stranger.WaitForExit();
@@ -217,7 +222,37 @@ public sealed class LocalClusterTests
         Assert.Equal(0, server.ExitCode);
         string log = children.Tail("server", 40);
         Assert.Contains("cluster token required", log);
-        Assert.Contains("1 call(s) refused for their cluster token", log);
+        Assert.Contains("2 call(s) refused for their cluster token", log);
+    }
+
+    [Fact]
+    public async Task StatusShowsARunningServerAndWatchFollowsItToTheEnd()
+    {
+        using var scratch = new ScratchDirectory();
+        Directory.CreateDirectory(scratch.File("logs"));
+        using var children = new ChildProcesses(scratch.File("logs"), new Dictionary<string, string>());
+        string p = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        string address = $"http://127.0.0.1:{p}";
+        var server = children.Start("server", ["server", "--host", "127.0.0.1", "--port", p, "--workers", "1", "--model", "mlp", "--epochs", "1", "--data", "embedded"]);
+        using (var client = new Cluster.Worker.ParameterClient(address))
+        {
+            await WaitUntilListeningAsync(client, server);
+        }
+
+        var (code, output, error) = CliRunner.Run("status", "--server", address);
+        Assert.True(code == 0, error);
+        Assert.Contains("mode sync  workers 0 active of 0  global step 0", output);
+        Assert.Contains("so far: 0 updates", output);
+
+        var watch = children.Start("watch", ["status", "--server", address, "--watch"]);
+        var worker = children.Start("worker", ["worker", "--server", address, "--name", "solo"]);
+        Assert.True(watch.WaitForExit(TimeSpan.FromMinutes(2)), "status --watch still runs 2 minutes after the run started");
+        watch.WaitForExit();
+        Assert.True(worker.WaitForExit(TimeSpan.FromSeconds(30)) && server.WaitForExit(TimeSpan.FromSeconds(30)), "the run did not end");
+        Assert.Equal(0, watch.ExitCode);
+        string log = children.Tail("watch", 40);
+        Assert.Contains("│ solo", log);
+        Assert.Contains("finished: 157 updates, 10,000 samples", log);
     }
 
     private static int FreePort()

@@ -91,17 +91,26 @@ internal sealed class ClusterView(TextWriter output, ServerOptions options, bool
         }
     }
 
-    private Rows Render(StatusReply s)
+    private Rows Render(StatusReply s) => Render(s, string.Create(CultureInfo.InvariantCulture,
+        $"workers {options.Workers}{(options.BackupWorkers > 0 ? $"+{options.BackupWorkers}" : "")}"), $" of {options.Training.Epochs} epoch(s)");
+
+    /// <summary>
+    /// The view of <paramref name="s"/>: a header line, a progress bar, one row per worker (its
+    /// time split and how late its last gradient came: the straggler stands out) and one per
+    /// epoch evaluated. <paramref name="workers"/> and <paramref name="ofRun"/> say in the header
+    /// what the run was started with, when the caller knows it.
+    /// </summary>
+    public static Rows Render(StatusReply s, string workers, string ofRun = "")
     {
         double progress = s.TotalSamples == 0 ? 0 : Math.Min(1, (double)s.Samples / s.TotalSamples);
         var header = new Markup(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-            $"mode {s.Mode}  workers {options.Workers}{(options.BackupWorkers > 0 ? $"+{options.BackupWorkers}" : "")}  global step {s.Version:N0}  {progress:P0} of {options.Training.Epochs} epoch(s)  {s.ImagesPerSec:N0} images/s  loss {s.LastLoss:F4}  {s.Seconds:F0} s")));
-        var workers = new Table().AddColumns("worker", "pushes", "images/s", "compute", "push", "pull", "waiting", "last arrival");
+            $"mode {s.Mode}  {workers}  global step {s.Version:N0}  {progress:P0}{ofRun}  {s.ImagesPerSec:N0} images/s  loss {s.LastLoss:F4}  {s.Seconds:F0} s")));
+        var table = new Table().AddColumns("worker", "pushes", "images/s", "compute", "push", "pull", "waiting", "last arrival");
         foreach (var w in s.Workers)
         {
             var t = w.Time ?? new TimeSplit();
             double total = Math.Max(1e-9, t.ComputeMs + t.PushMs + t.PullMs + t.WaitMs);
-            workers.AddRow(Markup.Escape(w.Name + (w.Active ? "" : " (left)")), w.Pushes.ToString("N0", CultureInfo.InvariantCulture), w.ImagesPerSec.ToString("N0", CultureInfo.InvariantCulture),
+            table.AddRow(Markup.Escape(w.Name + (w.Active ? "" : " (left)")), w.Pushes.ToString("N0", CultureInfo.InvariantCulture), w.ImagesPerSec.ToString("N0", CultureInfo.InvariantCulture),
                 (t.ComputeMs / total).ToString("P0", CultureInfo.InvariantCulture), (t.PushMs / total).ToString("P0", CultureInfo.InvariantCulture),
                 (t.PullMs / total).ToString("P0", CultureInfo.InvariantCulture), (t.WaitMs / total).ToString("P0", CultureInfo.InvariantCulture),
                 w.LastArrivalMs.ToString("F1", CultureInfo.InvariantCulture) + " ms");
@@ -112,7 +121,17 @@ internal sealed class ClusterView(TextWriter output, ServerOptions options, bool
             epochs.AddRow(e.Epoch.ToString(CultureInfo.InvariantCulture), e.TrainLoss.ToString("F4", CultureInfo.InvariantCulture), e.TestLoss.ToString("F4", CultureInfo.InvariantCulture),
                 e.TestAccuracy.ToString("P2", CultureInfo.InvariantCulture), e.ImagesPerSec.ToString("N0", CultureInfo.InvariantCulture));
         }
-        return new Rows(header, new ProgressBar { Value = progress * 100, MaxValue = 100, Width = 60 }, workers, epochs);
+        return new Rows(header, new ProgressBar { Value = progress * 100, MaxValue = 100, Width = 60 }, table, epochs);
+    }
+
+    /// <summary>Updates, samples, time and rate, the staleness histogram and the pushes dropped or refused.</summary>
+    public static string Totals(StatusReply s)
+    {
+        var hist = s.StalenessHistogram;
+        string staleness = hist.Count == 0 ? "none" : string.Join(", ", hist.Select((n, k) => (n, k)).Where(p => p.n > 0).Select(p => $"{p.k}: {p.n}"));
+        return string.Create(CultureInfo.InvariantCulture,
+            $"{s.Version:N0} updates, {s.Samples:N0} samples in {s.Seconds:F1} s, {s.ImagesPerSec:N0} images/s; staleness histogram {{{staleness}}}; {s.DroppedLate} dropped late, {s.RejectedPushes} rejected")
+            + (s.UnauthenticatedCalls > 0 ? $", {s.UnauthenticatedCalls} call(s) refused for their cluster token" : "");
     }
 
     private void PrintSummary(StatusReply s)
@@ -121,10 +140,7 @@ internal sealed class ClusterView(TextWriter output, ServerOptions options, bool
         {
             PrintNewEpochs(s);
         }
-        var hist = s.StalenessHistogram;
-        string staleness = hist.Count == 0 ? "none" : string.Join(", ", hist.Select((n, k) => (n, k)).Where(p => p.n > 0).Select(p => $"{p.k}: {p.n}"));
-        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"cluster finished: {s.Version:N0} updates, {s.Samples:N0} samples in {s.Seconds:F1} s, {s.ImagesPerSec:N0} images/s; staleness histogram {{{staleness}}}; {s.DroppedLate} dropped late, {s.RejectedPushes} rejected"));
+        output.WriteLine($"cluster finished: {Totals(s)}");
         if (options.TargetAccuracy is double target)
         {
             output.WriteLine(s.TimeToAccuracySeconds > 0
