@@ -36,6 +36,7 @@ public sealed class TrainingCoordinator : IDisposable
     private readonly Stopwatch _epochClock = Stopwatch.StartNew();
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _epochsDone;
+    private int _savedEpoch;
     private double _epochLossSum;
     private long _epochSamples;
 
@@ -193,7 +194,9 @@ public sealed class TrainingCoordinator : IDisposable
                 _ = CompleteAsync();
                 endsRun = true;
             }
-            if (endsRun && Options.Training.Save is string path)
+            // NOTE: every evaluated epoch replaces the checkpoint (atomically), so a server that
+            // dies loses at most the epochs since: --init starts a run again from it.
+            if (Options.Training.Save is string path && epoch.Epoch > _savedEpoch)
             {
                 SaveCheckpoint(path, epoch);
             }
@@ -207,7 +210,8 @@ public sealed class TrainingCoordinator : IDisposable
     /// <summary>
     /// Writes the weights just evaluated (with batch norm's statistics recomputed for them, as
     /// evaluated) to <paramref name="path"/>, with the run's figures in the metadata; a failure is
-    /// logged and kept in <see cref="CheckpointError"/>, the run's result.
+    /// logged and kept in <see cref="CheckpointError"/> (the run fails with it unless a later
+    /// epoch's checkpoint is written).
     /// </summary>
     private void SaveCheckpoint(string path, EpochStatus epoch)
     {
@@ -223,8 +227,9 @@ public sealed class TrainingCoordinator : IDisposable
         try
         {
             Checkpoint.Save(path, _evaluationModel, metadata);
+            _savedEpoch = epoch.Epoch;
             CheckpointError = null;
-            CheckpointSaved = path;
+            CheckpointSaved = string.Create(CultureInfo.InvariantCulture, $"{path} (epoch {epoch.Epoch}, test accuracy {epoch.TestAccuracy:P2})");
             _logger.LogInformation("checkpoint of epoch {Epoch} ({Accuracy:P2}) written to {Path}", epoch.Epoch, epoch.TestAccuracy, path);
         }
         catch (Exception e) when (e is CheckpointException or IOException or UnauthorizedAccessException)
@@ -234,7 +239,7 @@ public sealed class TrainingCoordinator : IDisposable
         }
     }
 
-    /// <summary>The checkpoint written at the end of the run (<see cref="TrainingOptions.Save"/>), once written.</summary>
+    /// <summary>The checkpoint last written (<see cref="TrainingOptions.Save"/>, after each evaluated epoch), with its epoch and accuracy.</summary>
     public string? CheckpointSaved { get; private set; }
 
     /// <summary>Why the checkpoint asked for could not be written, if it could not.</summary>

@@ -226,6 +226,39 @@ public sealed class LocalClusterTests
     }
 
     [Fact]
+    public async Task AServerThatDiesLeavesTheCheckpointOfItsLastEvaluatedEpoch()
+    {
+        using var scratch = new ScratchDirectory();
+        Directory.CreateDirectory(scratch.File("logs"));
+        string checkpoint = scratch.File("model.safetensors");
+        using var children = new ChildProcesses(scratch.File("logs"), new Dictionary<string, string>());
+        string p = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        string address = $"http://127.0.0.1:{p}";
+        var server = children.Start("server", ["server", "--host", "127.0.0.1", "--port", p, "--workers", "1", "--model", "mlp", "--epochs", "100", "--data", "embedded", "--save", checkpoint]);
+        using var client = new Cluster.Worker.ParameterClient(address);
+        await WaitUntilListeningAsync(client, server);
+        children.Start("worker", ["worker", "--server", address]);
+
+        // Once an epoch has been evaluated and written, the server is killed mid-run.
+        var clock = Stopwatch.StartNew();
+        while (!File.Exists(checkpoint) && clock.Elapsed < TimeSpan.FromMinutes(2) && !server.HasExited)
+        {
+            await Task.Delay(100);
+        }
+        Assert.True(File.Exists(checkpoint), "no checkpoint written 2 minutes into the run");
+        server.Kill();
+        server.WaitForExit();
+
+        var loaded = Checkpoint.Load(checkpoint);
+        int epoch = int.Parse(loaded.Metadata["cluster.epochs"], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(epoch, 1, 99);
+        double recorded = double.Parse(loaded.Metadata["cluster.test_accuracy"], System.Globalization.CultureInfo.InvariantCulture);
+        var data = FashionMnist.Load("embedded", NormalizationMetadata.Read(loaded.Metadata, checkpoint));
+        // Whole, whatever the kill interrupted: each epoch's file replaces the last by a rename.
+        Assert.Equal(recorded, Trainer.Evaluate(loaded.Model, data.Test).Accuracy, 4);
+    }
+
+    [Fact]
     public async Task StatusShowsARunningServerAndWatchFollowsItToTheEnd()
     {
         using var scratch = new ScratchDirectory();

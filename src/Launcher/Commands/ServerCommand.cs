@@ -103,15 +103,18 @@ internal static class ServerCommand
         int code = stopped ? 130 : 0;
         if (options.Training.Save is not null)
         {
-            if (run.CheckpointSaved is string saved)
+            if (run.CheckpointError is string error)
+            {
+                output.WriteLine($"checkpoint not written: {error}");
+                code = stopped ? 130 : 1;
+            }
+            else if (run.CheckpointSaved is string saved)
             {
                 output.WriteLine($"saved {saved}");
             }
             else
             {
-                output.WriteLine(run.CheckpointError is string error
-                    ? $"checkpoint not written: {error}"
-                    : $"no checkpoint written: the run {(stopped ? "was stopped" : "ended")} before its last evaluation");
+                output.WriteLine($"no checkpoint written: the run {(stopped ? "was stopped" : "ended")} before its first evaluation");
                 code = stopped ? 130 : 1;
             }
         }
