@@ -16,6 +16,9 @@ public static class Cli
     /// <summary>Exit code for bad input.</summary>
     public const int UsageError = 2;
 
+    /// <summary>How long a command has to stop after Ctrl+C, SIGINT or SIGTERM before the process ends anyway.</summary>
+    private static readonly TimeSpan TerminationGrace = TimeSpan.FromSeconds(20);
+
     /// <summary>Parses <paramref name="args"/> and runs the command.</summary>
     public static int Run(string[] args, TextWriter output, TextWriter error)
     {
@@ -41,7 +44,17 @@ public static class Cli
         }
         try
         {
-            return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
+            // NOTE: asynchronous invocation, so that Ctrl+C, SIGINT and SIGTERM cancel the command's
+            // token and the command stops what it started (local: every process of its cluster)
+            // instead of the runtime killing this process and leaving its children running.
+            var configuration = new InvocationConfiguration
+            {
+                Output = output,
+                Error = error,
+                EnableDefaultExceptionHandler = false,
+                ProcessTerminationTimeout = TerminationGrace,
+            };
+            return parse.InvokeAsync(configuration).GetAwaiter().GetResult();
         }
         catch (Exception e) when (e is InvalidOptionException or ModelSpecException or DataFormatException or CheckpointException)
         {

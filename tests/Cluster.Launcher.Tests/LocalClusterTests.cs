@@ -225,6 +225,50 @@ public sealed class LocalClusterTests
         Assert.Contains("2 call(s) refused for their cluster token", log);
     }
 
+    [Theory]
+    [InlineData("INT")]
+    [InlineData("TERM")]
+    public async Task LocalStoppedByASignalStopsEveryProcessItStartedAndExits130(string signal)
+    {
+        using var scratch = new ScratchDirectory();
+        Directory.CreateDirectory(scratch.File("logs"));
+        using var children = new ChildProcesses(scratch.File("logs"), new Dictionary<string, string>());
+        var launcher = children.Start("local", ["local", "--workers", "2", "--model", "mlp", "--epochs", "100", "--data", "embedded", "--log-dir", scratch.File("cluster")]);
+        var clock = Stopwatch.StartNew();
+        int[] started = [];
+        while (started.Length < 3 && clock.Elapsed < TimeSpan.FromSeconds(60) && !launcher.HasExited)
+        {
+            await Task.Delay(200);
+            started = ChildrenOf(launcher.Id);
+        }
+        Assert.Equal(3, started.Length);
+
+        using (var kill = Process.Start("kill", [$"-{signal}", launcher.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            kill.WaitForExit();
+        }
+        Assert.True(launcher.WaitForExit(TimeSpan.FromSeconds(30)), $"cluster local still runs 30 s after SIG{signal}");
+        launcher.WaitForExit();
+        Assert.Equal(130, launcher.ExitCode);
+        Assert.Contains("stopping: every process of the cluster is being stopped", children.Tail("local", 20));
+        // The launcher kills its children as it exits; give the kernel a moment to reap them.
+        var reaped = Stopwatch.StartNew();
+        while (started.Any(IsRunning) && reaped.Elapsed < TimeSpan.FromSeconds(5))
+        {
+            await Task.Delay(100);
+        }
+        foreach (int pid in started)
+        {
+            Assert.False(IsRunning(pid), $"process {pid} of the cluster still runs after SIG{signal} to its launcher");
+        }
+    }
+
+    /// <summary>The processes <paramref name="pid"/> started, from /proc.</summary>
+    private static int[] ChildrenOf(int pid) =>
+        [.. Directory.GetDirectories($"/proc/{pid}/task")
+            .SelectMany(task => File.Exists(Path.Combine(task, "children")) ? File.ReadAllText(Path.Combine(task, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries) : [])
+            .Select(int.Parse).Distinct()];
+
     [Fact]
     public async Task AServerThatDiesLeavesTheCheckpointOfItsLastEvaluatedEpoch()
     {

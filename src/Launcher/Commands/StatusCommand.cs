@@ -37,6 +37,11 @@ internal static class StatusCommand
             {
                 return parse.GetValue(watch) ? await WatchAsync(client, address, output, error, cancel).ConfigureAwait(false) : await ShowAsync(client, output, cancel).ConfigureAwait(false);
             }
+            catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+            {
+                // Ctrl+C while watching: the run goes on; only the view stops.
+                return 130;
+            }
             catch (RpcException e) when (!cancel.IsCancellationRequested)
             {
                 error.WriteLine(e.StatusCode == StatusCode.Unauthenticated

@@ -27,7 +27,8 @@ internal static class TrainCommand
                 ValidationFraction = parse.GetValue(validation),
                 Patience = parse.GetValue(patience),
             };
-            return Task.FromResult(Run(options, output, cancel));
+            // NOTE: on a thread of its own, so that the invocation can take Ctrl+C while it trains.
+            return Task.Run(() => Run(options, output, cancel), CancellationToken.None);
         });
         return command;
     }
