@@ -17,7 +17,7 @@ namespace Cluster.Launcher.Tests;
 /// by <c>cluster local</c>, trained on the embedded data, and all of them gone afterwards.
 /// </summary>
 [Collection(nameof(ProcessTests))]
-public sealed class LocalClusterTests
+public sealed partial class LocalClusterTests
 {
     [Fact]
     public async Task SyncClusterOfProcessesTrainsAndLeavesNoProcessBehind()
@@ -226,9 +226,9 @@ public sealed class LocalClusterTests
     }
 
     [Theory]
-    [InlineData("INT")]
-    [InlineData("TERM")]
-    public async Task LocalStoppedByASignalStopsEveryProcessItStartedAndExits130(string signal)
+    [InlineData("INT", 2)]
+    [InlineData("TERM", 15)]
+    public async Task LocalStoppedByASignalStopsEveryProcessItStartedAndExits130(string signal, int number)
     {
         using var scratch = new ScratchDirectory();
         Directory.CreateDirectory(scratch.File("logs"));
@@ -243,10 +243,7 @@ public sealed class LocalClusterTests
         }
         Assert.Equal(3, started.Length);
 
-        using (var kill = Process.Start("kill", [$"-{signal}", launcher.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-        {
-            kill.WaitForExit();
-        }
+        Assert.Equal(0, Kill(launcher.Id, number));
         Assert.True(launcher.WaitForExit(TimeSpan.FromSeconds(30)), $"cluster local still runs 30 s after SIG{signal}");
         launcher.WaitForExit();
         Assert.Equal(130, launcher.ExitCode);
@@ -262,6 +259,9 @@ public sealed class LocalClusterTests
             Assert.False(IsRunning(pid), $"process {pid} of the cluster still runs after SIG{signal} to its launcher");
         }
     }
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int Kill(int pid, int signal);
 
     /// <summary>The processes <paramref name="pid"/> started, from /proc.</summary>
     private static int[] ChildrenOf(int pid) =>
