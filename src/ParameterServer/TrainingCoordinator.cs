@@ -215,15 +215,9 @@ public sealed class TrainingCoordinator : IDisposable
     /// </summary>
     private void SaveCheckpoint(string path, EpochStatus epoch)
     {
-        var metadata = new Dictionary<string, string>
-        {
-            ["cluster.epochs"] = epoch.Epoch.ToString(CultureInfo.InvariantCulture),
-            ["cluster.test_accuracy"] = epoch.TestAccuracy.ToString("F4", CultureInfo.InvariantCulture),
-            ["cluster.seed"] = Options.Training.Seed.ToString(CultureInfo.InvariantCulture),
-            ["cluster.mode"] = Rule.Name,
-            ["cluster.workers"] = Options.Workers.ToString(CultureInfo.InvariantCulture),
-        };
-        NormalizationMetadata.Add(metadata, _normalization);
+        var metadata = NormalizationMetadata.ForRun(epoch.Epoch, epoch.TestAccuracy, Options.Training.Seed, _normalization);
+        metadata["cluster.mode"] = Rule.Name;
+        metadata["cluster.workers"] = Options.Workers.ToString(CultureInfo.InvariantCulture);
         try
         {
             Checkpoint.Save(path, _evaluationModel, metadata);

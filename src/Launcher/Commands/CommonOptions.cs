@@ -1,4 +1,6 @@
 using System.CommandLine;
+using Cluster.Training;
+using Cluster.Wire;
 
 namespace Cluster.Launcher.Commands;
 
@@ -20,5 +22,29 @@ internal static class CommonOptions
     {
         Description = $"a preset ({string.Join(", ", Models.ModelPresets.Names)}) or the path of a model spec file",
         DefaultValueFactory = _ => "lenet",
+    };
+
+    /// <summary><c>--server URL</c> of a command that talks to a running parameter server.</summary>
+    public static Option<string> Server() => new("--server")
+    {
+        Description = "the parameter server, e.g. http://machineA:5000",
+        Required = true,
+    };
+
+    /// <summary>The value of <see cref="Server"/>, checked: an http or https address, else <see cref="InvalidOptionException"/>.</summary>
+    public static string ServerAddress(ParseResult parse, Option<string> server)
+    {
+        string address = parse.GetValue(server)!;
+        if (!Uri.TryCreate(address, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+        {
+            throw new InvalidOptionException($"--server '{address}' is not an address: use http://HOST:PORT");
+        }
+        return address;
+    }
+
+    /// <summary><c>--token-file</c> of a command that calls a server with a cluster token.</summary>
+    public static Option<string?> ClientTokenFile() => new("--token-file")
+    {
+        Description = $"file whose first line is the server's cluster token (default: ${ClusterToken.EnvironmentVariable}, else none)",
     };
 }

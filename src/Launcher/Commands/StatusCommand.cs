@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using Cluster.Training;
 using Cluster.Wire;
 using Cluster.Worker;
 using Grpc.Core;
@@ -21,17 +20,13 @@ internal static class StatusCommand
 
     public static Command Create(TextWriter output, TextWriter error)
     {
-        var server = new Option<string>("--server") { Description = "the parameter server, e.g. http://machineA:5000", Required = true };
+        var server = CommonOptions.Server();
         var watch = new Option<bool>("--watch") { Description = "follow the run, refreshing twice a second, until it ends" };
-        var tokenFile = new Option<string?>("--token-file") { Description = $"file whose first line is the server's cluster token (default: ${ClusterToken.EnvironmentVariable}, else none)" };
+        var tokenFile = CommonOptions.ClientTokenFile();
         var command = new Command("status", "show what a running parameter server records") { server, watch, tokenFile };
         command.SetAction(async (parse, cancel) =>
         {
-            string address = parse.GetValue(server)!;
-            if (!Uri.TryCreate(address, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
-            {
-                throw new InvalidOptionException($"--server '{address}' is not an address: use http://HOST:PORT");
-            }
+            string address = CommonOptions.ServerAddress(parse, server);
             using var client = new ParameterClient(address, token: ClusterToken.Resolve(parse.GetValue(tokenFile)));
             try
             {

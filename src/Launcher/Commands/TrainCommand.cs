@@ -61,14 +61,7 @@ internal static class TrainCommand
         if (options.Save is not null && results.Count > 0)
         {
             var last = run.BestEpoch is int kept ? results[kept - 1] : results[^1];
-            var metadata = new Dictionary<string, string>
-            {
-                ["cluster.epochs"] = last.Epoch.ToString(CultureInfo.InvariantCulture),
-                ["cluster.test_accuracy"] = last.TestAccuracy.ToString("F4", CultureInfo.InvariantCulture),
-                ["cluster.seed"] = options.Seed.ToString(CultureInfo.InvariantCulture),
-            };
-            NormalizationMetadata.Add(metadata, data.Normalization);
-            Checkpoint.Save(options.Save, run.Model, metadata);
+            Checkpoint.Save(options.Save, run.Model, NormalizationMetadata.ForRun(last.Epoch, last.TestAccuracy, options.Seed, data.Normalization));
             output.WriteLine($"saved {options.Save}");
         }
         return 0;

@@ -10,20 +10,16 @@ internal static class WorkerCommand
 {
     public static Command Create()
     {
-        var server = new Option<string>("--server") { Description = "the parameter server, e.g. http://machineA:5000", Required = true };
+        var server = CommonOptions.Server();
         var name = new Option<string?>("--name") { Description = "name shown in the server's status (default host:pid)" };
         var threads = new Option<int>("--threads") { Description = "compute threads (default: the server's --worker-threads)" };
         var slowdown = new Option<double>("--slowdown-ms") { Description = "extra wait per step, to emulate a slow machine" };
         var connectTimeout = new Option<double>("--connect-timeout") { Description = "seconds to keep retrying an unreachable server", DefaultValueFactory = _ => new WorkerOptions().ConnectTimeoutSeconds };
-        var tokenFile = new Option<string?>("--token-file") { Description = $"file whose first line is the server's cluster token (default: ${Wire.ClusterToken.EnvironmentVariable}, else none)" };
+        var tokenFile = CommonOptions.ClientTokenFile();
         var command = new Command("worker", "run one worker of a cluster") { server, name, threads, slowdown, connectTimeout, tokenFile };
         command.SetAction(async (parse, cancel) =>
         {
-            string address = parse.GetValue(server)!;
-            if (!Uri.TryCreate(address, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
-            {
-                throw new InvalidOptionException($"--server '{address}' is not an address: use http://HOST:PORT");
-            }
+            string address = CommonOptions.ServerAddress(parse, server);
             if (parse.GetValue(threads) < 0 || parse.GetValue(slowdown) < 0 || !(parse.GetValue(connectTimeout) > 0))
             {
                 throw new InvalidOptionException("--threads and --slowdown-ms must be 0 or more and --connect-timeout more than 0");

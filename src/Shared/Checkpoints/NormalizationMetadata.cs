@@ -12,12 +12,18 @@ public static class NormalizationMetadata
     public const string MeanKey = "cluster.normalization.mean";
     public const string StdDevKey = "cluster.normalization.std";
 
-    /// <summary>Adds <paramref name="normalization"/> to a checkpoint's <paramref name="metadata"/>.</summary>
-    public static void Add(IDictionary<string, string> metadata, Normalization normalization)
+    /// <summary>
+    /// The metadata of a trained model's checkpoint: the epoch its weights are from, their test
+    /// accuracy, the run's seed and the input normalisation (which <see cref="Read"/> gives back).
+    /// </summary>
+    public static Dictionary<string, string> ForRun(int epoch, double testAccuracy, ulong seed, Normalization normalization) => new()
     {
-        metadata[MeanKey] = normalization.Mean.ToString("R", CultureInfo.InvariantCulture);
-        metadata[StdDevKey] = normalization.StdDev.ToString("R", CultureInfo.InvariantCulture);
-    }
+        ["cluster.epochs"] = epoch.ToString(CultureInfo.InvariantCulture),
+        ["cluster.test_accuracy"] = testAccuracy.ToString("F4", CultureInfo.InvariantCulture),
+        ["cluster.seed"] = seed.ToString(CultureInfo.InvariantCulture),
+        [MeanKey] = normalization.Mean.ToString("R", CultureInfo.InvariantCulture),
+        [StdDevKey] = normalization.StdDev.ToString("R", CultureInfo.InvariantCulture),
+    };
 
     /// <summary>The stored normalisation, or null for a checkpoint without one.</summary>
     public static Normalization? Read(IReadOnlyDictionary<string, string> metadata, string path)
