@@ -54,6 +54,7 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
                 Threads = run.Options.WorkerThreads,
                 Augment = t.Augment ?? "",
                 PushLanes = run.EffectivePushLanes,
+                StartEpoch = run.StartEpoch,
             },
         });
     }

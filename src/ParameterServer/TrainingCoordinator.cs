@@ -18,7 +18,8 @@ namespace Cluster.ParameterServer;
 /// holds; the test set is then evaluated on a copy of the weights in the background, so training
 /// does not stop for it (batch norm's running statistics are first recomputed for those weights:
 /// the workers keep theirs). The learning-rate schedule moves on at each epoch boundary. The run
-/// ends after the last epoch or when the target accuracy is reached.
+/// ends after the last epoch or when the target accuracy is reached. A resumed run starts with the
+/// weights and optimizer state of its checkpoint, at the epoch after the one it holds.
 /// </summary>
 public sealed class TrainingCoordinator : IDisposable
 {
@@ -49,7 +50,13 @@ public sealed class TrainingCoordinator : IDisposable
         Spec = spec;
         var model = options.Training.InitialModel(spec);
         Layout = model.NamedParameters;
-        Store = new ParameterStore(model.Parameters, Optimizer.Create(options.Training.OptimizerOptions, model.NamedParameters), ChunkLayout.ForTensors(model.NamedParameters, model.ParameterCount, options.ChunkFloats))
+        var optimizer = Optimizer.Create(options.Training.OptimizerOptions, model.NamedParameters);
+        if (options.Training.ResumePointFor(model) is { } resumed)
+        {
+            optimizer.RestoreState(resumed.Optimizer);
+            StartEpoch = resumed.EpochsDone;
+        }
+        Store = new ParameterStore(model.Parameters, optimizer, ChunkLayout.ForTensors(model.NamedParameters, model.ParameterCount, options.ChunkFloats))
         {
             ClipNorm = options.Training.ClipNorm,
         };
@@ -58,7 +65,8 @@ public sealed class TrainingCoordinator : IDisposable
         // Workers build their own augmentation from the settings; a bad one is refused here, before any joins.
         _ = options.Training.ParseAugmentation(data);
         _baseRate = Store.Optimizer.LearningRate;
-        Store.Optimizer.LearningRate = _schedule.RateAt(0, _baseRate);
+        _epochsDone = StartEpoch;
+        Store.Optimizer.LearningRate = _schedule.RateAt(StartEpoch, _baseRate);
         Pool = new GradientPool(Store.Size);
         Recorder = new RunRecorder();
         Membership = new Membership(options.ExpectedWorkers);
@@ -120,8 +128,11 @@ public sealed class TrainingCoordinator : IDisposable
     /// <summary>Samples in the training set.</summary>
     public int TrainCount { get; }
 
-    /// <summary>Samples after which the run ends.</summary>
-    public long TotalSamples => _samplesPerEpoch * Options.Training.Epochs;
+    /// <summary>Epochs done before this run started: those of the checkpoint it resumed, else 0.</summary>
+    public int StartEpoch { get; }
+
+    /// <summary>Samples this run applies before it ends: the epochs from <see cref="StartEpoch"/> to the last.</summary>
+    public long TotalSamples => _samplesPerEpoch * (Options.Training.Epochs - StartEpoch);
 
     /// <summary>Completes when training is over and every evaluation has finished.</summary>
     public Task Finished => _finished.Task;
@@ -138,7 +149,7 @@ public sealed class TrainingCoordinator : IDisposable
         _epochLossSum += (double)update.Loss * update.Samples;
         _epochSamples += update.Samples;
         long samples = Recorder.Samples;
-        if (samples >= (_epochsDone + 1) * _samplesPerEpoch)
+        if (samples >= (_epochsDone - StartEpoch + 1) * _samplesPerEpoch)
         {
             _epochsDone++;
             Store.Optimizer.LearningRate = _schedule.RateAt(_epochsDone, _baseRate);
@@ -159,9 +170,11 @@ public sealed class TrainingCoordinator : IDisposable
                 // copied under the rule's lock, would add to the step every worker waits on.
                 var weights = new float[Store.Size];
                 Store.CopyWeights(weights);
+                // The optimizer's state at the same boundary, for a checkpoint to resume from.
+                var optimizer = Options.Training.Save is null ? null : Store.Optimizer.CaptureState();
                 lock (_evaluations)
                 {
-                    _evaluations.Add(Task.Run(() => Evaluate(weights, epoch, last)));
+                    _evaluations.Add(Task.Run(() => Evaluate(weights, optimizer, epoch, last)));
                 }
             }
             if (last)
@@ -172,7 +185,7 @@ public sealed class TrainingCoordinator : IDisposable
         }
     }
 
-    private void Evaluate(float[] weights, EpochStatus epoch, bool lastEpoch)
+    private void Evaluate(float[] weights, OptimizerState? optimizer, EpochStatus epoch, bool lastEpoch)
     {
         bool endsRun = lastEpoch;
         _evaluating.Wait();
@@ -198,7 +211,7 @@ public sealed class TrainingCoordinator : IDisposable
             // dies loses at most the epochs since: --init starts a run again from it.
             if (Options.Training.Save is string path && epoch.Epoch > _savedEpoch)
             {
-                SaveCheckpoint(path, epoch);
+                SaveCheckpoint(path, epoch, optimizer);
             }
         }
         finally
@@ -209,18 +222,19 @@ public sealed class TrainingCoordinator : IDisposable
 
     /// <summary>
     /// Writes the weights just evaluated (with batch norm's statistics recomputed for them, as
-    /// evaluated) to <paramref name="path"/>, with the run's figures in the metadata; a failure is
+    /// evaluated) and the optimizer's state at the same epoch boundary to <paramref name="path"/>,
+    /// with the run's figures in the metadata; a failure is
     /// logged and kept in <see cref="CheckpointError"/> (the run fails with it unless a later
     /// epoch's checkpoint is written).
     /// </summary>
-    private void SaveCheckpoint(string path, EpochStatus epoch)
+    private void SaveCheckpoint(string path, EpochStatus epoch, OptimizerState? optimizer)
     {
         var metadata = NormalizationMetadata.ForRun(epoch.Epoch, epoch.TestAccuracy, Options.Training.Seed, _normalization);
         metadata["cluster.mode"] = Rule.Name;
         metadata["cluster.workers"] = Options.Workers.ToString(CultureInfo.InvariantCulture);
         try
         {
-            Checkpoint.Save(path, _evaluationModel, metadata);
+            Checkpoint.Save(path, _evaluationModel, metadata, optimizer);
             _savedEpoch = epoch.Epoch;
             CheckpointError = null;
             CheckpointSaved = string.Create(CultureInfo.InvariantCulture, $"{path} (epoch {epoch.Epoch}, test accuracy {epoch.TestAccuracy:P2})");

@@ -112,8 +112,11 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
             : trainer.ComputeGradient;
         long step = 0;
         long steadyFrom = SteadyFromStep(settings, join.WorkerCount);
-        int epoch = 0;
+        // A resumed run goes on with the epoch after its checkpoint's: the data order and dropout
+        // masks of an epoch depend on the seed, the epoch and the shard alone.
+        int epoch = settings.StartEpoch;
         batches.StartEpoch(epoch);
+        model.SeedEpoch(settings.Seed, epoch, join.ShardIndex);
         try
         {
             long t0 = Stopwatch.GetTimestamp();
@@ -127,6 +130,7 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
                 if (count == 0)
                 {
                     batches.StartEpoch(++epoch);
+                    model.SeedEpoch(settings.Seed, epoch, join.ShardIndex);
                     count = batches.Next(trainer.Images.Span, trainer.Labels);
                 }
 

@@ -63,6 +63,38 @@ public sealed partial class LocalClusterTests
     }
 
     [Fact]
+    public async Task ASyncClusterResumedFromItsCheckpointEndsWithTheWeightsOfOneNeverStopped()
+    {
+        using var scratch = new ScratchDirectory();
+        // Dropout: each worker's masks must go on as they would have (they depend on seed, epoch and shard).
+        string spec = scratch.File("dropout.txt");
+        File.WriteAllText(spec, "input 1 28 28\nflatten\ndense 64\nrelu\ndropout 0.25\ndense 10\n");
+        var training = new TrainingOptions { Model = spec, Epochs = 2, Data = "embedded", Optimizer = "adam", Schedule = "step:1:0.5" };
+        async Task<string> RunAsync(TrainingOptions t, string name)
+        {
+            var options = new ServerOptions { Training = t, Workers = 2, Mode = "sync", Host = "127.0.0.1", Port = 0 };
+            var output = new StringWriter();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+            var result = await LocalCommand.RunAsync(options, new Dictionary<int, double>(), scratch.File($"logs-{name}"), output, live: false, quiet: false, timeout.Token);
+            Assert.True(result.ExitCode == 0, output.ToString());
+            return output.ToString();
+        }
+
+        string straight = scratch.File("straight.safetensors");
+        await RunAsync(training with { Save = straight }, "straight");
+        string resumable = scratch.File("resumable.safetensors");
+        await RunAsync(training with { Epochs = 1, Save = resumable }, "first");
+        Assert.Equal("1", Checkpoint.Load(resumable).Metadata["cluster.epochs"]);
+        string output = await RunAsync(training with { Resume = resumable, Save = resumable }, "resumed");
+
+        Assert.Contains($"resuming {resumable}", output);
+        // One epoch trained, numbered 2, and the file then holds what the run never stopped holds.
+        Assert.Contains("epoch 2:", output);
+        Assert.DoesNotContain("epoch 1:", output);
+        Assert.Equal(File.ReadAllBytes(straight), File.ReadAllBytes(resumable));
+    }
+
+    [Fact]
     public void BenchScalingRunsEachWorkerCountAndWritesTheReport()
     {
         using var scratch = new ScratchDirectory();
@@ -270,7 +302,7 @@ public sealed partial class LocalClusterTests
             .Select(int.Parse).Distinct()];
 
     [Fact]
-    public async Task AServerThatDiesLeavesTheCheckpointOfItsLastEvaluatedEpoch()
+    public async Task AServerThatDiesLeavesTheCheckpointOfItsLastEvaluatedEpochAndTheRunResumesFromIt()
     {
         using var scratch = new ScratchDirectory();
         Directory.CreateDirectory(scratch.File("logs"));
@@ -300,6 +332,22 @@ public sealed partial class LocalClusterTests
         var data = FashionMnist.Load("embedded", NormalizationMetadata.Read(loaded.Metadata, checkpoint));
         // Whole, whatever the kill interrupted: each epoch's file replaces the last by a rename.
         Assert.Equal(recorded, Trainer.Evaluate(loaded.Model, data.Test).Accuracy, 4);
+
+        // And the run goes on from it: a new server resumes after that epoch and trains the next.
+        string next = (epoch + 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        string p2 = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var resumed = children.Start("resumed", ["server", "--host", "127.0.0.1", "--port", p2, "--workers", "1", "--model", "mlp", "--epochs", next, "--data", "embedded", "--resume", checkpoint, "--save", checkpoint]);
+        using (var again = new Cluster.Worker.ParameterClient($"http://127.0.0.1:{p2}"))
+        {
+            await WaitUntilListeningAsync(again, resumed);
+        }
+        children.Start("worker-again", ["worker", "--server", $"http://127.0.0.1:{p2}"]);
+        Assert.True(resumed.WaitForExit(TimeSpan.FromMinutes(2)), "the resumed server still runs 2 minutes after it started");
+        resumed.WaitForExit();
+        string log = children.Tail("resumed", 40);
+        Assert.True(resumed.ExitCode == 0, log);
+        Assert.Contains($"resuming {checkpoint} after epoch {epoch}", log);
+        Assert.Equal(next, Checkpoint.Load(checkpoint).Metadata["cluster.epochs"]);
     }
 
     [Fact]

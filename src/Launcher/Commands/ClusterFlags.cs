@@ -36,7 +36,7 @@ internal sealed class ClusterFlags
 
     public Option<double?> TargetAccuracy { get; } = new("--target-accuracy") { Description = "stop when the test accuracy first reaches this fraction, e.g. 0.9" };
 
-    public Option<string?> Save { get; } = new("--save") { Description = "write the weights the server evaluated last here, a safetensors checkpoint replaced after each evaluated epoch (the last one ends the run; --init starts again from it)" };
+    public Option<string?> Save { get; } = new("--save") { Description = "write the weights the server evaluated last here, a safetensors checkpoint replaced after each evaluated epoch with the optimizer's state (the last one ends the run; --resume goes on from it)" };
 
     public Option<int> WorkerThreads { get; } = new("--worker-threads") { Description = "compute threads per worker", DefaultValueFactory = _ => Defaults.WorkerThreads };
 

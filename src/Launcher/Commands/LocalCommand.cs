@@ -101,7 +101,7 @@ internal static class LocalCommand
         }
         if (!quiet)
         {
-            output.WriteLine($"local cluster: server {address}, {options.ExpectedWorkers} worker process(es), mode {options.Mode}; logs in {logs}");
+            output.WriteLine($"local cluster: server {address}, {options.ExpectedWorkers} worker process(es), mode {options.Mode}{(options.Training.Resume is null ? "" : $", resuming {options.Training.Resume}")}; logs in {logs}");
         }
         var view = new ClusterView(output, options, live && !quiet, quiet);
         StatusReply? last = null;

@@ -60,6 +60,7 @@ internal static class ServerCommand
         output.WriteLine($"parameter server listening on {ParameterServerHost.ListeningAddress(app)}: mode {run.Rule.Name}, {options.Workers} worker(s)"
             + (options.BackupWorkers > 0 ? $" + {options.BackupWorkers} backup" : "")
             + $", model {run.Spec.Name ?? options.Training.Model} ({run.Store.Size:N0} parameters), data {data.Source}, {options.Training.Epochs} epoch(s)"
+            + (run.StartEpoch > 0 ? $", resuming {options.Training.Resume} after epoch {run.StartEpoch}" : "")
             + (run.EffectivePushLanes > 1 ? $", {run.EffectivePushLanes} push lanes" : "")
             + (token is null ? "" : ", cluster token required"));
         if (options.PushLanes > run.EffectivePushLanes)

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using Cluster.Checkpoints;
 using Cluster.Data;
 using Cluster.Training;
 
@@ -12,7 +11,7 @@ internal static class TrainCommand
     public static Command Create(TextWriter output)
     {
         var flags = new TrainingFlags();
-        var save = new Option<string?>("--save") { Description = "write a safetensors checkpoint here at the end" };
+        var save = new Option<string?>("--save") { Description = "write a safetensors checkpoint here after every epoch, with the optimizer's state for --resume; at the end it holds the weights the run keeps" };
         var validation = new Option<double?>("--validation") { Description = "fraction of the training data held out for validation (default 0.1 with --patience)" };
         var patience = new Option<int?>("--patience") { Description = "early stopping: stop after this many epochs without a better validation accuracy, keeping the best weights" };
         var target = new Option<double?>("--target-accuracy") { Description = "stop after the first epoch whose test accuracy reaches this fraction, e.g. 0.9" };
@@ -40,10 +39,16 @@ internal static class TrainCommand
         var run = new TrainingRun(options, spec, data);
         output.WriteLine($"cluster train: model {spec.Name ?? options.Model} ({run.Model.ParameterCount:N0} parameters), data {data.Source}");
         output.WriteLine($"optimizer {options.Optimizer} lr {options.EffectiveLearningRate.ToString(CultureInfo.InvariantCulture)} ({options.Schedule}), batch {options.Batch}{(options.Augment is null ? "" : $", augment {options.Augment}")}, {options.Epochs} epoch(s), {options.Threads} thread(s), seed {options.Seed}");
+        if (run.ResumedAfterEpoch is int done)
+        {
+            output.WriteLine($"resuming {options.Resume}: {done} epoch(s) done, training epochs {done + 1} to {options.Epochs}");
+        }
         var results = ProgressView.Show(output, observer => run.Run(observer, cancel));
         if (cancel.IsCancellationRequested)
         {
-            output.WriteLine("stopped before the end: no checkpoint written");
+            output.WriteLine(run.SavedEpoch is int saved
+                ? $"stopped before the end: {options.Save} holds epoch {saved}; go on with --resume {options.Save}"
+                : "stopped before the end: no checkpoint written");
             return 130;
         }
         if (run.BestEpoch is int bestEpoch)
@@ -58,11 +63,9 @@ internal static class TrainCommand
                 ? string.Create(CultureInfo.InvariantCulture, $"time to {goal:P1} test accuracy: {seconds:F1} s")
                 : string.Create(CultureInfo.InvariantCulture, $"the target of {goal:P1} test accuracy was not reached in {options.Epochs} epoch(s)"));
         }
-        if (options.Save is not null && results.Count > 0)
+        if (run.SavedEpoch is int epoch)
         {
-            var last = run.BestEpoch is int kept ? results[kept - 1] : results[^1];
-            Checkpoint.Save(options.Save, run.Model, NormalizationMetadata.ForRun(last.Epoch, last.TestAccuracy, options.Seed, data.Normalization));
-            output.WriteLine($"saved {options.Save}");
+            output.WriteLine($"saved {options.Save} (epoch {epoch})");
         }
         return 0;
     }

@@ -29,6 +29,8 @@ internal sealed class TrainingFlags
 
     public Option<string?> Init { get; } = new("--init") { Description = "start from the weights of this safetensors checkpoint (the model's tensor names and shapes) instead of the seed's; the optimizer starts afresh" };
 
+    public Option<string?> Resume { get; } = new("--resume") { Description = "go on with the run that wrote this checkpoint (--save, after an epoch): its weights, optimizer state and epochs done; --epochs is the total" };
+
     public Option<string?> Metrics { get; } = new("--metrics") { Description = "write one JSON object per epoch to this file" };
 
     public Option<string> Schedule { get; } = new("--schedule") { Description = "learning-rate schedule over epochs: " + Optim.LearningRateSchedule.Syntax, DefaultValueFactory = _ => Defaults.Schedule };
@@ -54,6 +56,7 @@ internal sealed class TrainingFlags
         }
         command.Options.Add(Data);
         command.Options.Add(Init);
+        command.Options.Add(Resume);
         command.Options.Add(Metrics);
         command.Options.Add(Schedule);
         command.Options.Add(ClipNorm);
@@ -73,6 +76,7 @@ internal sealed class TrainingFlags
         Threads = _hasThreads ? parse.GetValue(Threads) : Defaults.Threads,
         Data = parse.GetValue(Data),
         Init = parse.GetValue(Init),
+        Resume = parse.GetValue(Resume),
         Metrics = parse.GetValue(Metrics),
         Schedule = parse.GetValue(Schedule)!,
         ClipNorm = parse.GetValue(ClipNorm),
@@ -109,6 +113,11 @@ internal sealed class TrainingFlags
             // The other process may run in another directory: the path as this one sees it.
             yield return "--init";
             yield return Path.GetFullPath(o.Init);
+        }
+        if (o.Resume is not null)
+        {
+            yield return "--resume";
+            yield return Path.GetFullPath(o.Resume);
         }
         yield return "--schedule";
         yield return o.Schedule;

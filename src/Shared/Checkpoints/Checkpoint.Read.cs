@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Unicode;
 using Cluster.Models;
+using Cluster.Optim;
 using Cluster.Tensors;
 
 namespace Cluster.Checkpoints;
@@ -51,7 +52,7 @@ public static partial class Checkpoint
         }
         var layout = MatchTensors(path, document.RootElement, model, header.DataLength);
         float[] saved = new float[model.SavedLength];
-        ReadTensors(stream, path, header.DataStart, layout, saved);
+        ReadTensors(stream, path, header.DataStart, ModelPart(layout, model), saved);
         model.SetSaved(saved);
         return new LoadedCheckpoint(model, header.Metadata.AsReadOnly());
     }
@@ -72,9 +73,80 @@ public static partial class Checkpoint
         using var document = header.Document;
         var layout = MatchTensors(path, document.RootElement, model, header.DataLength);
         float[] values = new float[model.SavedLength];
-        ReadTensors(stream, path, header.DataStart, layout, values);
+        ReadTensors(stream, path, header.DataStart, ModelPart(layout, model), values);
         model.SetSaved(values);
     }
+
+    /// <summary>
+    /// Reads the optimizer state stored in the checkpoint at <paramref name="path"/> for
+    /// <paramref name="model"/>'s parameters, or returns null when the file holds none (a model
+    /// saved alone, or written by another tool). Validation is that of <see cref="LoadInto"/>, and
+    /// each state buffer must be there for every parameter.
+    /// </summary>
+    /// <exception cref="CheckpointException">The file is missing, unreadable, invalid, does not match the model or holds an incomplete state; the message names the tensor or field.</exception>
+    public static OptimizerState? LoadOptimizerState(string path, Sequential model)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        ArgumentNullException.ThrowIfNull(model);
+        using var stream = Open(path);
+        var header = ReadHeader(stream, path);
+        using var document = header.Document;
+        var layout = MatchTensors(path, document.RootElement, model, header.DataLength);
+        var stored = layout.Where(t => t.Parameter.Offset >= model.SavedLength).ToList();
+        header.Metadata.TryGetValue(OptimizerKey, out string? name);
+        if (stored.Count == 0 && name is null)
+        {
+            return null;
+        }
+        if (name is null)
+        {
+            throw Error(path, $"holds optimizer state tensors (such as '{stored[0].Parameter.Name}') but no metadata '{OptimizerKey}' naming the optimizer.");
+        }
+        if (!header.Metadata.TryGetValue(OptimizerStepsKey, out string? stepsText)
+            || !long.TryParse(stepsText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long steps))
+        {
+            throw Error(path, $"metadata '{OptimizerStepsKey}' is {(stepsText is null ? "missing" : $"'{stepsText}'")}; expected the optimizer's step count, a non-negative integer.");
+        }
+        var buffers = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        for (int b = 0; b < OptimizerState.BufferNames.Count; b++)
+        {
+            string buffer = OptimizerState.BufferNames[b];
+            var tensors = OptimizerTensors(model, buffer, b).ToList();
+            int present = tensors.Count(t => stored.Any(s => s.Parameter.Name == t.Name));
+            if (present == 0)
+            {
+                continue;
+            }
+            if (present < tensors.Count)
+            {
+                var missing = tensors.First(t => !stored.Any(s => s.Parameter.Name == t.Name));
+                throw Error(path, $"optimizer state tensor '{missing.Name}' is missing; a state buffer is stored for every parameter or not at all.");
+            }
+            int start = model.SavedLength + b * model.ParameterCount;
+            var values = new float[model.ParameterCount];
+            var placed = stored.Where(s => s.Parameter.Offset >= start && s.Parameter.Offset < start + model.ParameterCount)
+                .Select(s => s with { Parameter = s.Parameter with { Offset = s.Parameter.Offset - start } })
+                .ToList();
+            ReadTensors(stream, path, header.DataStart, placed, values);
+            buffers.Add(buffer, values);
+        }
+        return new OptimizerState(name, steps, buffers);
+    }
+
+    /// <summary>The metadata of the checkpoint at <paramref name="path"/>, read from its header alone.</summary>
+    /// <exception cref="CheckpointException">The file is missing, unreadable or its header is invalid.</exception>
+    public static IReadOnlyDictionary<string, string> ReadMetadata(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        using var stream = Open(path);
+        var header = ReadHeader(stream, path);
+        header.Document.Dispose();
+        return header.Metadata.AsReadOnly();
+    }
+
+    /// <summary>The model's own tensors of a matched layout (not the optimizer's).</summary>
+    private static List<TensorPlacement> ModelPart(List<TensorPlacement> layout, Sequential model) =>
+        layout.Where(t => t.Parameter.Offset < model.SavedLength).ToList();
 
     private static FileStream Open(string path)
     {
@@ -213,6 +285,8 @@ public static partial class Checkpoint
     {
         var tensors = model.SavedTensors;
         var expected = tensors.ToDictionary(p => p.Name, StringComparer.Ordinal);
+        // An optimizer's state may follow the model's tensors: any of its buffers, for every parameter.
+        var optional = OptimizerState.BufferNames.SelectMany((b, i) => OptimizerTensors(model, b, i)).ToDictionary(p => p.Name, StringComparer.Ordinal);
         var found = new Dictionary<string, TensorPlacement>(StringComparer.Ordinal);
         foreach (var property in root.EnumerateObject())
         {
@@ -221,9 +295,11 @@ public static partial class Checkpoint
             {
                 continue;
             }
-            if (!expected.TryGetValue(name, out var parameter))
+            if (!expected.TryGetValue(name, out var parameter) && !optional.TryGetValue(name, out parameter))
             {
-                throw Error(path, $"unknown tensor '{name}': the model has no such parameter; expected only {string.Join(", ", expected.Keys)}.");
+                throw Error(path, name.StartsWith(OptimizerPrefix, StringComparison.Ordinal)
+                    ? $"unknown tensor '{name}': expected optimizer state as optimizer.PARAMETER.BUFFER, with a parameter of the model and a buffer among {string.Join(", ", OptimizerState.BufferNames)}."
+                    : $"unknown tensor '{name}': the model has no such parameter; expected only {string.Join(", ", expected.Keys)}.");
             }
             if (found.ContainsKey(name))
             {

@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using Cluster.Models;
+using Cluster.Optim;
 
 namespace Cluster.Checkpoints;
 
@@ -15,6 +16,10 @@ namespace Cluster.Checkpoints;
 /// <see cref="Sequential.SavedTensors"/> (parameters, then state such as batch norm's running statistics). The JSON maps each tensor name (<c>0.weight</c>, ...) to
 /// its dtype (<c>F32</c>), shape and data offsets, and <c>__metadata__</c> holds string pairs: the
 /// model spec, the format version and whatever the caller adds (epoch, accuracy, ...).
+/// A checkpoint to resume training from also holds the optimizer's state: after the model's
+/// tensors, one tensor per state buffer and parameter, named <c>optimizer.0.weight.exp_avg</c>
+/// (the parameter's name, then PyTorch's name for the buffer) and shaped as the parameter, with the
+/// optimizer's name and step count in the metadata.
 /// </summary>
 public static partial class Checkpoint
 {
@@ -26,6 +31,15 @@ public static partial class Checkpoint
 
     /// <summary>The checkpoint format version this Cluster writes and reads.</summary>
     public const string FormatVersion = "1";
+
+    /// <summary>Metadata key of the optimizer whose state the file holds, if it holds one.</summary>
+    public const string OptimizerKey = "cluster.optimizer";
+
+    /// <summary>Metadata key of that optimizer's step count.</summary>
+    public const string OptimizerStepsKey = "cluster.optimizer.steps";
+
+    /// <summary>The prefix of an optimizer state tensor's name.</summary>
+    private const string OptimizerPrefix = "optimizer.";
 
     private const string MetadataKey = "__metadata__";
     private const string Float32 = "F32";
@@ -47,19 +61,24 @@ public static partial class Checkpoint
     /// <see cref="FormatVersion"/>, so the metadata of a loaded checkpoint can be passed back as it is.
     /// </param>
     /// <exception cref="CheckpointException">The file cannot be written; nothing is left behind and an existing file is unchanged.</exception>
-    public static void Save(string path, Sequential model, IReadOnlyDictionary<string, string>? metadata = null) =>
-        Save(path, model, metadata, beforeReplace: null);
+    /// <param name="optimizer">
+    /// The optimizer's state to store with the weights, so that training can resume from the file
+    /// exactly; null for the model alone. Its buffers must be as long as the model's parameters.
+    /// </param>
+    public static void Save(string path, Sequential model, IReadOnlyDictionary<string, string>? metadata = null, OptimizerState? optimizer = null) =>
+        Save(path, model, metadata, beforeReplace: null, optimizer);
 
     /// <summary>
     /// <see cref="Save(string, Sequential, IReadOnlyDictionary{string, string}?)"/>, calling
     /// <paramref name="beforeReplace"/> with the complete temporary file just before it replaces
     /// <paramref name="path"/>, so that tests can simulate a failure at the last moment.
     /// </summary>
-    internal static void Save(string path, Sequential model, IReadOnlyDictionary<string, string>? metadata, Action<string>? beforeReplace)
+    internal static void Save(string path, Sequential model, IReadOnlyDictionary<string, string>? metadata, Action<string>? beforeReplace, OptimizerState? optimizer = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(model);
-        byte[] header = BuildHeader(model, metadata);
+        var buffers = OptimizerBuffers(model, optimizer);
+        byte[] header = BuildHeader(model, metadata, optimizer, buffers);
 
         string fullPath = Path.GetFullPath(path);
         string directory = Path.GetDirectoryName(fullPath) ?? fullPath;
@@ -82,7 +101,7 @@ public static partial class Checkpoint
                 Access = FileAccess.Write,
                 Share = FileShare.None,
                 BufferSize = 1 << 16,
-                PreallocationSize = LengthPrefixSize + header.Length + (long)sizeof(float) * model.SavedLength,
+                PreallocationSize = LengthPrefixSize + header.Length + (long)sizeof(float) * (model.SavedLength + (long)buffers.Count * model.ParameterCount),
             }))
             {
                 Span<byte> prefix = stackalloc byte[LengthPrefixSize];
@@ -91,6 +110,10 @@ public static partial class Checkpoint
                 stream.Write(header);
                 WriteFloats(stream, model.Parameters);
                 WriteFloats(stream, model.State);
+                foreach (var (_, values) in buffers)
+                {
+                    WriteFloats(stream, values);
+                }
                 stream.Flush(flushToDisk: true);
             }
             beforeReplace?.Invoke(temp);
@@ -107,8 +130,43 @@ public static partial class Checkpoint
         }
     }
 
+    /// <summary>The optimizer's buffers in the order the file stores them, checked against the model's size.</summary>
+    private static List<(string Name, float[] Values)> OptimizerBuffers(Sequential model, OptimizerState? optimizer)
+    {
+        if (optimizer is null)
+        {
+            return [];
+        }
+        var unknown = optimizer.Buffers.Keys.Where(k => !OptimizerState.BufferNames.Contains(k)).ToList();
+        if (unknown.Count > 0)
+        {
+            throw new ArgumentException($"optimizer state buffer '{unknown[0]}' is not one of {string.Join(", ", OptimizerState.BufferNames)}", nameof(optimizer));
+        }
+        var buffers = OptimizerState.BufferNames.Where(optimizer.Buffers.ContainsKey).Select(name => (name, optimizer.Buffers[name])).ToList();
+        foreach (var (name, values) in buffers)
+        {
+            if (values.Length != model.ParameterCount)
+            {
+                throw new ArgumentException($"optimizer state buffer '{name}' holds {values.Length} values; the model has {model.ParameterCount} parameters", nameof(optimizer));
+            }
+        }
+        return buffers;
+    }
+
+    /// <summary>
+    /// The tensors of <paramref name="buffer"/>, one per parameter, named
+    /// <c>optimizer.{parameter}.{buffer}</c>, with offsets into the layout of
+    /// <see cref="Sequential.SavedTensors"/> followed by the buffers in <paramref name="bufferIndex"/> order.
+    /// </summary>
+    private static IEnumerable<NamedParameter> OptimizerTensors(Sequential model, string buffer, int bufferIndex) =>
+        model.NamedParameters.Select(p => p with
+        {
+            Name = $"{OptimizerPrefix}{p.Name}.{buffer}",
+            Offset = model.SavedLength + bufferIndex * model.ParameterCount + p.Offset,
+        });
+
     /// <summary>The JSON header: metadata first, then one entry per tensor, padded with spaces to a multiple of 8 bytes.</summary>
-    private static byte[] BuildHeader(Sequential model, IReadOnlyDictionary<string, string>? metadata)
+    private static byte[] BuildHeader(Sequential model, IReadOnlyDictionary<string, string>? metadata, OptimizerState? optimizer, List<(string Name, float[] Values)> buffers)
     {
         var buffer = new ArrayBufferWriter<byte>();
         // Relaxed escaping keeps the spec readable in the file ('+', '<', non-ASCII); it is still plain JSON.
@@ -118,11 +176,16 @@ public static partial class Checkpoint
             json.WriteStartObject(MetadataKey);
             json.WriteString(SpecKey, model.Spec.ToText());
             json.WriteString(VersionKey, FormatVersion);
+            if (optimizer is not null)
+            {
+                json.WriteString(OptimizerKey, optimizer.Optimizer);
+                json.WriteString(OptimizerStepsKey, optimizer.Steps.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
             if (metadata is not null)
             {
                 foreach (var (key, value) in metadata.OrderBy(kv => kv.Key, StringComparer.Ordinal))
                 {
-                    if (key is SpecKey or VersionKey)
+                    if (key is SpecKey or VersionKey or OptimizerKey or OptimizerStepsKey)
                     {
                         continue;
                     }
@@ -136,7 +199,8 @@ public static partial class Checkpoint
             json.WriteEndObject();
 
             ulong offset = 0;
-            foreach (var parameter in model.SavedTensors)
+            var tensors = model.SavedTensors.Concat(buffers.SelectMany((b, i) => OptimizerTensors(model, b.Name, i)));
+            foreach (var parameter in tensors)
             {
                 ulong end = offset + sizeof(float) * (ulong)parameter.Length;
                 json.WriteStartObject(parameter.Name);

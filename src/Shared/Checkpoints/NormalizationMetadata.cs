@@ -12,13 +12,16 @@ public static class NormalizationMetadata
     public const string MeanKey = "cluster.normalization.mean";
     public const string StdDevKey = "cluster.normalization.std";
 
+    /// <summary>Metadata key of the epochs the run had done when the weights were saved.</summary>
+    public const string EpochsKey = "cluster.epochs";
+
     /// <summary>
     /// The metadata of a trained model's checkpoint: the epoch its weights are from, their test
     /// accuracy, the run's seed and the input normalisation (which <see cref="Read"/> gives back).
     /// </summary>
     public static Dictionary<string, string> ForRun(int epoch, double testAccuracy, ulong seed, Normalization normalization) => new()
     {
-        ["cluster.epochs"] = epoch.ToString(CultureInfo.InvariantCulture),
+        [EpochsKey] = epoch.ToString(CultureInfo.InvariantCulture),
         ["cluster.test_accuracy"] = testAccuracy.ToString("F4", CultureInfo.InvariantCulture),
         ["cluster.seed"] = seed.ToString(CultureInfo.InvariantCulture),
         [MeanKey] = normalization.Mean.ToString("R", CultureInfo.InvariantCulture),

@@ -11,6 +11,9 @@ namespace Cluster.Models;
 /// </summary>
 public sealed class Sequential
 {
+    /// <summary>Where the streams of <see cref="SeedEpoch"/> start, apart from those of the initial weights and the data order.</summary>
+    private const ulong EpochRandomnessStream = 0xD0_0000_0000_0000UL;
+
     private readonly List<Layer> _layers;
     private Tensor[] _activations = [];
     private Tensor[] _activationGrads = [];
@@ -134,6 +137,22 @@ public sealed class Sequential
             {
                 layer.Team = value;
             }
+        }
+    }
+
+    /// <summary>
+    /// Reseeds the layers' own randomness (dropout masks) for one epoch of one data shard, so that
+    /// an epoch's masks depend on the seed, the epoch and the shard alone: a run resumed at an epoch
+    /// draws the masks the uninterrupted run drew, and each worker of a cluster draws its own.
+    /// </summary>
+    public void SeedEpoch(ulong seed, int epoch, int shard = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(epoch);
+        ArgumentOutOfRangeException.ThrowIfNegative(shard);
+        for (int i = 0; i < _layers.Count; i++)
+        {
+            ulong stream = EpochRandomnessStream + ((ulong)shard << 40) + ((ulong)epoch << 16) + (ulong)i;
+            _layers[i].Seed(SeededRandom.Derive(seed, stream).NextUInt64());
         }
     }
 

@@ -30,6 +30,9 @@ public sealed class Adagrad : Optimizer
     public float Epsilon { get; }
 
     /// <inheritdoc/>
+    protected override IEnumerable<(string Name, float[] Values)> StateBuffers => [("sum", _sum)];
+
+    /// <inheritdoc/>
     protected override void Update(int offset, Span<float> parameters, ReadOnlySpan<float> gradients)
     {
         float rate = LearningRate;

@@ -19,6 +19,9 @@ public sealed class Adam : Optimizer
     }
 
     /// <inheritdoc/>
+    protected override IEnumerable<(string Name, float[] Values)> StateBuffers => _moments.Buffers;
+
+    /// <inheritdoc/>
     protected override void Update(int offset, Span<float> parameters, ReadOnlySpan<float> gradients) =>
         _moments.Apply(offset, parameters, gradients, Options, LearningRate, StepCount);
 }

@@ -23,6 +23,9 @@ internal sealed class AdamMoments
         _v = new float[size];
     }
 
+    /// <summary>The moments by PyTorch's names: m is exp_avg, v is exp_avg_sq.</summary>
+    public IEnumerable<(string Name, float[] Values)> Buffers => [("exp_avg", _m), ("exp_avg_sq", _v)];
+
     /// <summary>
     /// Applies step <paramref name="step"/> (from 1) with step size <paramref name="learningRate"/>
     /// to the slice at <paramref name="offset"/>. The scalar tail computes exactly what the vector

@@ -25,6 +25,9 @@ public sealed class AdamW : Optimizer
     protected override bool FoldsWeightDecayIntoGradient => false;
 
     /// <inheritdoc/>
+    protected override IEnumerable<(string Name, float[] Values)> StateBuffers => _moments.Buffers;
+
+    /// <inheritdoc/>
     protected override void Update(int offset, Span<float> parameters, ReadOnlySpan<float> gradients)
     {
         float lambda = Options.WeightDecay;

@@ -43,6 +43,53 @@ public abstract class Optimizer
     /// <summary>Steps taken so far.</summary>
     public long StepCount { get; private set; }
 
+    /// <summary>
+    /// The buffers that carry state from one step to the next, by PyTorch's name for them (see
+    /// <see cref="OptimizerState.Buffers"/>); scratch space is not state. Empty for plain SGD.
+    /// </summary>
+    protected virtual IEnumerable<(string Name, float[] Values)> StateBuffers => [];
+
+    /// <summary>A copy of the state: the step count and every state buffer.</summary>
+    public OptimizerState CaptureState() =>
+        new(Options.Name, StepCount, StateBuffers.ToDictionary(b => b.Name, b => b.Values.ToArray(), StringComparer.Ordinal));
+
+    /// <summary>
+    /// Puts back a state captured from an optimizer of the same kind and size, so that the next
+    /// step is the one the captured optimizer would have taken.
+    /// </summary>
+    /// <exception cref="ArgumentException">The state is another optimizer's, or its buffers do not match this one's.</exception>
+    public void RestoreState(OptimizerState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        var buffers = StateBuffers.ToList();
+        if (state.Optimizer != Options.Name)
+        {
+            throw new ArgumentException($"the state is {state.Optimizer}'s; this optimizer is {Options.Name}", nameof(state));
+        }
+        string expected = string.Join(", ", buffers.Select(b => b.Name));
+        if (state.Buffers.Count != buffers.Count || buffers.Any(b => !state.Buffers.ContainsKey(b.Name)))
+        {
+            throw new ArgumentException($"{Options.Name} keeps [{expected}] here but the state holds [{string.Join(", ", state.Buffers.Keys)}]", nameof(state));
+        }
+        if (state.Steps < 0)
+        {
+            throw new ArgumentException($"the state's step count {state.Steps} is negative", nameof(state));
+        }
+        foreach (var (name, values) in buffers)
+        {
+            var saved = state.Buffers[name];
+            if (saved.Length != values.Length)
+            {
+                throw new ArgumentException($"state buffer {name} holds {saved.Length} values; this optimizer has {values.Length}", nameof(state));
+            }
+        }
+        foreach (var (name, values) in buffers)
+        {
+            state.Buffers[name].CopyTo(values, 0);
+        }
+        StepCount = state.Steps;
+    }
+
     /// <summary>Where each parameter tensor lives in the flat buffers, and whether it decays.</summary>
     protected IReadOnlyList<NamedParameter> Layout => _layout;
 

@@ -34,6 +34,10 @@ public sealed class RmsProp : Optimizer
     public float Momentum { get; }
 
     /// <inheritdoc/>
+    protected override IEnumerable<(string Name, float[] Values)> StateBuffers =>
+        Momentum > 0f ? [("square_avg", _square), ("momentum_buffer", _buffer)] : [("square_avg", _square)];
+
+    /// <inheritdoc/>
     protected override void Update(int offset, Span<float> parameters, ReadOnlySpan<float> gradients)
     {
         float alpha = Options.Alpha, epsilon = Options.Epsilon, rate = LearningRate;

@@ -32,6 +32,10 @@ public sealed class Sgd : Optimizer
     public bool Nesterov { get; }
 
     /// <inheritdoc/>
+    protected override IEnumerable<(string Name, float[] Values)> StateBuffers =>
+        Momentum > 0f ? [("momentum_buffer", _velocity)] : [];
+
+    /// <inheritdoc/>
     protected override void Update(int offset, Span<float> parameters, ReadOnlySpan<float> gradients)
     {
         if (Momentum == 0f)

@@ -44,15 +44,27 @@ public sealed record TrainingOptions
     /// <summary>Data: <c>embedded</c>, a directory of Fashion-MNIST IDX files, or null for the system copy when installed, else the embedded subset.</summary>
     public string? Data { get; init; }
 
-    /// <summary>Checkpoint file written at the end (safetensors), or null.</summary>
+    /// <summary>
+    /// Checkpoint file (safetensors), or null: written after every epoch with the optimizer's state,
+    /// so that <see cref="Resume"/> can go on from it, and at the end holding the weights the run keeps.
+    /// </summary>
     public string? Save { get; init; }
 
     /// <summary>
     /// Checkpoint whose weights (and batch norm's statistics) the run starts from instead of the
     /// seed's, or null: a safetensors file with the model's tensor names and shapes. The optimizer
-    /// starts afresh: its moments are not in checkpoints.
+    /// starts afresh and the run counts its epochs from 1.
     /// </summary>
     public string? Init { get; init; }
+
+    /// <summary>
+    /// Checkpoint of an earlier run to go on from, or null: one written by <see cref="Save"/> after
+    /// an epoch, holding the weights, batch norm's statistics, the optimizer's state and the epochs
+    /// done. The run continues with the next epoch up to <see cref="Epochs"/>, with the data order,
+    /// dropout masks and learning rate that epoch would have had: the weights at the end are those
+    /// of a run that was never stopped.
+    /// </summary>
+    public string? Resume { get; init; }
 
     /// <summary>File receiving one JSON object per epoch, or null.</summary>
     public string? Metrics { get; init; }
@@ -135,33 +147,94 @@ public sealed record TrainingOptions
         }
         CheckOutputPath(Save, "--save");
         CheckOutputPath(Metrics, "--metrics");
+        if (Init is not null && Resume is not null)
+        {
+            throw new InvalidOptionException("--init and --resume are both given: --init starts a new run from a checkpoint's weights, --resume goes on with an earlier run; give one");
+        }
+        if (Resume is not null && Patience is not null)
+        {
+            throw new InvalidOptionException("--resume cannot be combined with --patience: the best epoch's weights, which early stopping keeps, are not in the checkpoint");
+        }
         var spec = ModelPresets.Resolve(Model);
-        if (Init is not null)
+        if (Init is not null || Resume is not null)
         {
             // Loaded once here, so that a wrong file fails before any training (or any process) starts.
-            _ = InitialModel(spec);
+            var model = InitialModel(spec);
+            if (ResumePointFor(model) is { } point && point.EpochsDone >= Epochs)
+            {
+                throw new InvalidOptionException($"--resume: checkpoint '{Resume}' is at epoch {point.EpochsDone} already, which --epochs {Epochs} leaves nothing to train after; give --epochs above {point.EpochsDone} (the total, counting the epochs done)");
+            }
         }
         return spec;
     }
 
     /// <summary>
+    /// Where a resumed run goes on from: the epochs <see cref="Resume"/>'s checkpoint has done and
+    /// its optimizer's state, checked against this run's optimizer and <paramref name="model"/>;
+    /// null without <see cref="Resume"/>. Throws <see cref="InvalidOptionException"/> naming the file
+    /// and what is wrong.
+    /// </summary>
+    public ResumePoint? ResumePointFor(Sequential model)
+    {
+        if (Resume is null)
+        {
+            return null;
+        }
+        OptimizerState? state;
+        IReadOnlyDictionary<string, string> metadata;
+        try
+        {
+            state = Checkpoint.LoadOptimizerState(Resume, model);
+            metadata = Checkpoint.ReadMetadata(Resume);
+        }
+        catch (CheckpointException e)
+        {
+            throw new InvalidOptionException($"--resume: {e.Message}");
+        }
+        if (state is null)
+        {
+            throw new InvalidOptionException($"--resume: checkpoint '{Resume}' holds no optimizer state (it keeps a model, not a run to go on with); start a new run from its weights with --init");
+        }
+        if (state.Optimizer != Optimizer)
+        {
+            throw new InvalidOptionException($"--resume: checkpoint '{Resume}' holds {state.Optimizer}'s state but this run uses --optimizer {Optimizer}; resume with --optimizer {state.Optimizer}, or start afresh from its weights with --init");
+        }
+        if (!metadata.TryGetValue(NormalizationMetadata.EpochsKey, out string? epochsText)
+            || !int.TryParse(epochsText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int epochs) || epochs < 1)
+        {
+            throw new InvalidOptionException($"--resume: checkpoint '{Resume}' has metadata {NormalizationMetadata.EpochsKey}={(epochsText is null ? "(none)" : $"'{epochsText}'")}; expected the epochs done, 1 or more");
+        }
+        var expected = Optim.Optimizer.Create(OptimizerOptions, model.NamedParameters);
+        try
+        {
+            expected.RestoreState(state);
+        }
+        catch (ArgumentException e)
+        {
+            string message = e.ParamName is null ? e.Message : e.Message.Replace($" (Parameter '{e.ParamName}')", "", StringComparison.Ordinal);
+            throw new InvalidOptionException($"--resume: checkpoint '{Resume}': {message}");
+        }
+        return new ResumePoint(epochs, state);
+    }
+
+    /// <summary>
     /// A model of <paramref name="spec"/> as a run starts it: the seed's weights, or those of
-    /// <see cref="Init"/>; throws <see cref="InvalidOptionException"/> naming the file and the
-    /// tensor when the checkpoint does not fit the model.
+    /// <see cref="Init"/> or <see cref="Resume"/>; throws <see cref="InvalidOptionException"/>
+    /// naming the file and the tensor when the checkpoint does not fit the model.
     /// </summary>
     public Sequential InitialModel(ModelSpec spec)
     {
         var model = new Sequential(spec);
         model.Initialize(Seed);
-        if (Init is not null)
+        if ((Init ?? Resume) is string path)
         {
             try
             {
-                Checkpoint.LoadInto(Init, model);
+                Checkpoint.LoadInto(path, model);
             }
             catch (CheckpointException e)
             {
-                throw new InvalidOptionException($"--init: {e.Message}");
+                throw new InvalidOptionException($"{(Init is null ? "--resume" : "--init")}: {e.Message}");
             }
         }
         return model;
@@ -226,3 +299,8 @@ public sealed record TrainingOptions
         }
     }
 }
+
+/// <summary>Where a resumed run goes on from.</summary>
+/// <param name="EpochsDone">Epochs the checkpoint's run had finished; the resumed run starts with the next.</param>
+/// <param name="Optimizer">The optimizer's state at the end of that epoch.</param>
+public sealed record ResumePoint(int EpochsDone, OptimizerState Optimizer);

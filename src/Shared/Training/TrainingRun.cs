@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Cluster.Checkpoints;
 using Cluster.Data;
 using Cluster.Models;
 using Cluster.Optim;
@@ -33,6 +34,7 @@ public sealed class TrainingRun
     private readonly TrainingOptions _options;
     private readonly FashionMnist _data;
     private readonly Augmentation? _augmentation;
+    private readonly ResumePoint? _resumed;
 
     /// <summary>Prepares a run; <paramref name="options"/> must have been validated.</summary>
     public TrainingRun(TrainingOptions options, ModelSpec spec, FashionMnist data)
@@ -42,7 +44,11 @@ public sealed class TrainingRun
         _options = options;
         _data = data;
         Model = options.InitialModel(spec);
+        _resumed = options.ResumePointFor(Model);
     }
+
+    /// <summary>With <see cref="TrainingOptions.Resume"/>, the epochs its checkpoint had done: the run starts with the next.</summary>
+    public int? ResumedAfterEpoch => _resumed?.EpochsDone;
 
     /// <summary>The model being trained.</summary>
     public Sequential Model { get; }
@@ -53,6 +59,9 @@ public sealed class TrainingRun
     /// <summary>With early stopping, the epoch whose weights the model holds at the end (the best on validation).</summary>
     public int? BestEpoch { get; private set; }
 
+    /// <summary>The epoch whose weights <see cref="TrainingOptions.Save"/> holds, once one is written.</summary>
+    public int? SavedEpoch { get; private set; }
+
     /// <summary>Seconds of training and evaluation until the target accuracy was reached, if it was.</summary>
     public double? TimeToAccuracy { get; private set; }
 
@@ -62,6 +71,10 @@ public sealed class TrainingRun
         using var team = new ThreadTeam(_options.Threads);
         Model.Team = team;
         var optimizer = Optimizer.Create(_options.OptimizerOptions, Model.NamedParameters);
+        if (_resumed is not null)
+        {
+            optimizer.RestoreState(_resumed.Optimizer);
+        }
         var trainer = new Trainer(Model, optimizer, _options.Batch) { ClipNorm = _options.ClipNorm };
         var schedule = _options.ParseSchedule();
         float baseRate = optimizer.LearningRate;
@@ -78,11 +91,12 @@ public sealed class TrainingRun
         var best = new BestSnapshot(Model);
         var results = new List<EpochResult>();
         using var metrics = _options.Metrics is null ? null : new StreamWriter(_options.Metrics, append: false);
-        for (int epoch = 1; epoch <= _options.Epochs && !cancel.IsCancellationRequested; epoch++)
+        for (int epoch = (_resumed?.EpochsDone ?? 0) + 1; epoch <= _options.Epochs && !cancel.IsCancellationRequested; epoch++)
         {
             var clock = Stopwatch.StartNew();
             optimizer.LearningRate = schedule.RateAt(epoch - 1, baseRate);
             batches.StartEpoch(epoch);
+            Model.SeedEpoch(_options.Seed, epoch);
             observer.EpochStarted(epoch, batches.BatchesPerEpoch);
             double lossSum = 0;
             int steps = 0, images = 0;
@@ -95,6 +109,11 @@ public sealed class TrainingRun
                 steps++;
                 images += count;
                 observer.BatchDone(epoch, b + 1, loss, images / clock.Elapsed.TotalSeconds);
+            }
+            if (cancel.IsCancellationRequested)
+            {
+                // A part-trained epoch is no point to resume from: the checkpoint keeps the last whole one.
+                break;
             }
             double trainSeconds = clock.Elapsed.TotalSeconds;
             observer.Evaluating(epoch);
@@ -117,6 +136,13 @@ public sealed class TrainingRun
                 metrics.WriteLine(JsonSerializer.Serialize(result));
                 metrics.Flush();
             }
+            if (_options.Save is string path)
+            {
+                // NOTE: every epoch, with the optimizer's state: a run stopped or killed goes on from
+                // here with --resume and ends with the weights it would have had.
+                Checkpoint.Save(path, Model, NormalizationMetadata.ForRun(epoch, test.Accuracy, _options.Seed, _data.Normalization), optimizer.CaptureState());
+                SavedEpoch = epoch;
+            }
             observer.EpochDone(result);
             if (_options.TargetAccuracy is double target && result.TestAccuracy >= target)
             {
@@ -134,6 +160,13 @@ public sealed class TrainingRun
             // Early stopping keeps the best model, not the last.
             best.Restore();
             BestEpoch = best.Epoch;
+            if (_options.Save is string path && best.Epoch != SavedEpoch)
+            {
+                // The weights kept, without an optimizer state: this run is over, not to be resumed.
+                var kept = results.First(r => r.Epoch == best.Epoch);
+                Checkpoint.Save(path, Model, NormalizationMetadata.ForRun(kept.Epoch, kept.TestAccuracy, _options.Seed, _data.Normalization));
+                SavedEpoch = best.Epoch;
+            }
         }
         return results;
     }

@@ -1,0 +1,129 @@
+using Cluster.Checkpoints;
+using Cluster.Data;
+using Cluster.Models;
+using Cluster.Tests.Checkpoints;
+using Cluster.Training;
+
+namespace Cluster.Tests.Training;
+
+/// <summary>
+/// <c>--resume FILE</c>: a run stopped after an epoch and resumed from its checkpoint ends with the
+/// weights of the run that never stopped, and a checkpoint that cannot be resumed is refused before
+/// anything starts.
+/// </summary>
+public sealed class ResumeTests : IDisposable
+{
+    // Dropout, so that the masks must continue as they would have; a step schedule, so that the
+    // learning rate must too; momentum, so that the optimizer's state must.
+    private const string DropoutModel = """
+        input 1 28 28
+        flatten
+        dense 64
+        relu
+        dropout 0.25
+        dense 10
+        """;
+
+    private static readonly Lazy<FashionMnist> Data = new(() => FashionMnist.LoadEmbedded());
+    private readonly ScratchDirectory _directory = new();
+
+    public void Dispose() => _directory.Dispose();
+
+    [Fact]
+    public void ARunResumedAfterAnEpochEndsWithTheWeightsOfOneNeverStopped()
+    {
+        string spec = _directory.File("dropout.txt");
+        File.WriteAllText(spec, DropoutModel);
+        var options = new TrainingOptions
+        {
+            Model = spec, Data = "embedded", Epochs = 3, Optimizer = "momentum", Schedule = "step:1:0.5", Threads = 1, Seed = 4,
+        };
+
+        var straight = Train(options with { Save = _directory.File("straight.safetensors") });
+        string resumable = _directory.File("resumable.safetensors");
+        var first = Train(options with { Epochs = 1, Save = resumable });
+        Assert.Equal(1, first.SavedEpoch);
+        var resumed = Train(options with { Resume = resumable, Save = resumable });
+
+        Assert.Equal(1, resumed.ResumedAfterEpoch);
+        Assert.Equal(3, resumed.SavedEpoch);
+        Assert.NotEqual(CheckpointModels.Bits(first.Model.Parameters), CheckpointModels.Bits(resumed.Model.Parameters));
+        Assert.Equal(CheckpointModels.Bits(straight.Model.Parameters), CheckpointModels.Bits(resumed.Model.Parameters));
+        Assert.Equal(File.ReadAllBytes(_directory.File("straight.safetensors")), File.ReadAllBytes(resumable));
+    }
+
+    [Fact]
+    public void ACheckpointThatCannotBeResumedIsRefusedInOneLine()
+    {
+        var model = new Sequential(ModelPresets.Resolve("mlp"));
+        model.Initialize(1);
+        string alone = _directory.File("alone.safetensors");
+        Checkpoint.Save(alone, model, NormalizationMetadata.ForRun(2, 0.8, 1, Data.Value.Normalization));
+        string adam = _directory.File("adam.safetensors");
+        var state = Cluster.Optim.Optimizer.Create(new TrainingOptions().OptimizerOptions, model.NamedParameters).CaptureState();
+        Checkpoint.Save(adam, model, NormalizationMetadata.ForRun(2, 0.8, 1, Data.Value.Normalization), state);
+
+        AssertRefused(new() { Model = "mlp", Resume = alone, Epochs = 3 }, "holds no optimizer state", "--init");
+        AssertRefused(new() { Model = "mlp", Resume = adam, Epochs = 3, Optimizer = "momentum" }, "holds adam's state", "--optimizer adam");
+        AssertRefused(new() { Model = "mlp", Resume = adam, Epochs = 2 }, "at epoch 2 already", "--epochs above 2");
+        AssertRefused(new() { Model = "lenet", Resume = adam, Epochs = 3 }, "unknown tensor", "1.weight");
+        AssertRefused(new() { Model = "mlp", Resume = adam, Init = adam, Epochs = 3 }, "--init and --resume are both given");
+        AssertRefused(new() { Model = "mlp", Resume = adam, Epochs = 3, Patience = 2 }, "--patience");
+        AssertRefused(new() { Model = "mlp", Resume = _directory.File("none.safetensors"), Epochs = 3 }, "does not exist");
+        Assert.Equal("mlp", new TrainingOptions { Model = "mlp", Resume = adam, Epochs = 3 }.Validate().Name);
+    }
+
+    [Fact]
+    public void EachEpochAndEachShardDrawsItsOwnDropoutMasks()
+    {
+        var model = new Sequential(ModelSpec.Parse(DropoutModel));
+        model.Initialize(1);
+        model.Allocate(4);
+        var input = CheckpointModels.RandomBatch(model, 4, seed: 2);
+        int[] Masked(int epoch, int shard)
+        {
+            model.SeedEpoch(7, epoch, shard);
+            return CheckpointModels.Bits(model.Forward(input, training: true).Span);
+        }
+
+        Assert.Equal(Masked(1, 0), Masked(1, 0));
+        Assert.NotEqual(Masked(1, 0), Masked(2, 0));
+        Assert.NotEqual(Masked(1, 0), Masked(1, 1));
+    }
+
+    private static TrainingRun Train(TrainingOptions options)
+    {
+        var run = new TrainingRun(options, options.Validate(), Data.Value);
+        run.Run(new Silent());
+        return run;
+    }
+
+    private static void AssertRefused(TrainingOptions options, params string[] parts)
+    {
+        var e = Assert.Throws<InvalidOptionException>(() => options.Validate());
+        foreach (string part in parts)
+        {
+            Assert.Contains(part, e.Message);
+        }
+        Assert.DoesNotContain('\n', e.Message);
+    }
+
+    private sealed class Silent : ITrainingObserver
+    {
+        public void EpochStarted(int epoch, int batches)
+        {
+        }
+
+        public void BatchDone(int epoch, int batch, float loss, double imagesPerSec)
+        {
+        }
+
+        public void Evaluating(int epoch)
+        {
+        }
+
+        public void EpochDone(EpochResult result)
+        {
+        }
+    }
+}
