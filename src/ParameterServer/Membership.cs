@@ -3,10 +3,19 @@ using Cluster.Wire;
 namespace Cluster.ParameterServer;
 
 /// <summary>One worker as the server knows it.</summary>
-public sealed class WorkerRecord(int id, string name)
+public sealed class WorkerRecord(int id, string name, int shard, int? replaces = null)
 {
-    /// <summary>Rank, from 0, in join order.</summary>
+    /// <summary>Rank, from 0, in join order; never reused, so a worker thought dead that comes back is not taken for its replacement.</summary>
     public int Id { get; } = id;
+
+    /// <summary>The shard of the training data it reads: its rank, or that of the worker it replaced.</summary>
+    public int Shard { get; } = shard;
+
+    /// <summary>The worker that had left whose place (and shard) it took, if it joined as a replacement.</summary>
+    public int? Replaces { get; } = replaces;
+
+    /// <summary>Set once another worker has taken this one's place.</summary>
+    public bool Replaced { get; set; }
 
     /// <summary>What the worker called itself (host:pid).</summary>
     public string Name { get; } = name;
@@ -30,7 +39,11 @@ public sealed class WorkerRecord(int id, string name)
     internal object? PendingPush { get; set; }
 }
 
-/// <summary>Who has joined, who is active, and when everyone expected is there.</summary>
+/// <summary>
+/// Who has joined, who is active, and when everyone expected is there. Once the cluster is full, a
+/// worker may still join in the place of one that left (dead, dropped for silence): it reads the
+/// departed worker's shard, under a rank of its own.
+/// </summary>
 public sealed class Membership(int expected)
 {
     private readonly List<WorkerRecord> _workers = [];
@@ -42,16 +55,27 @@ public sealed class Membership(int expected)
     /// <summary>Completes when every expected worker has joined.</summary>
     public Task AllJoined => _complete.Task;
 
-    /// <summary>Admits a worker, or returns null when the cluster is full.</summary>
+    /// <summary>
+    /// Admits a worker: one of the expected ones, or, once they have all joined, one that takes the
+    /// place of the first that left and has not been replaced yet. Null when every place is taken.
+    /// </summary>
     public WorkerRecord? Join(string name, double nowMs)
     {
         lock (_workers)
         {
             if (_workers.Count >= expected)
             {
-                return null;
+                var departed = _workers.Find(w => !w.Active && !w.Replaced);
+                if (departed is null)
+                {
+                    return null;
+                }
+                departed.Replaced = true;
+                var replacement = new WorkerRecord(_workers.Count, name, departed.Shard, departed.Id) { LastSeenMs = nowMs };
+                _workers.Add(replacement);
+                return replacement;
             }
-            var record = new WorkerRecord(_workers.Count, name) { LastSeenMs = nowMs };
+            var record = new WorkerRecord(_workers.Count, name, _workers.Count) { LastSeenMs = nowMs };
             _workers.Add(record);
             if (_workers.Count == expected)
             {

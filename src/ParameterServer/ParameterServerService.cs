@@ -25,15 +25,29 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
     /// <summary>A worker joins: its rank, its shard, the model and the settings.</summary>
     public Task<JoinReply> Join(JoinRequest request, ServerCallContext context)
     {
+        if (run.Rule.Finished)
+        {
+            throw Refuse(StatusCode.FailedPrecondition, "the run is over: start a new server to train again");
+        }
         var record = run.Membership.Join(request.WorkerName, run.Recorder.NowMs)
-            ?? throw Refuse(StatusCode.ResourceExhausted, $"the cluster is full: all {run.Membership.Expected} workers have joined");
-        logger.LogInformation("worker {Id} joined: {Name} ({Count}/{Expected})", record.Id, record.Name, record.Id + 1, run.Membership.Expected);
+            ?? throw Refuse(StatusCode.ResourceExhausted, $"the cluster is full: all {run.Membership.Expected} workers have joined and none has left");
+        if (record.Replaces is int departed)
+        {
+            // NOTE: counted by the rule from the next step not yet begun; its first pull waits for it.
+            run.Rule.WorkerJoined(record.Id);
+            logger.LogInformation("worker {Id} joined: {Name}, in the place of worker {Departed}, which left: shard {Shard}, from the next step", record.Id, record.Name, departed, record.Shard);
+        }
+        else
+        {
+            logger.LogInformation("worker {Id} joined: {Name} ({Count}/{Expected})", record.Id, record.Name, record.Id + 1, run.Membership.Expected);
+        }
         var t = run.Options.Training;
         return Task.FromResult(new JoinReply
         {
             WorkerId = record.Id,
             WorkerCount = run.Membership.Expected,
-            ShardIndex = record.Id,
+            Replacement = record.Replaces is not null,
+            ShardIndex = record.Shard,
             ShardCount = run.Membership.Expected,
             ModelSpec = run.Spec.ToText(),
             ParameterCount = run.Store.Size,

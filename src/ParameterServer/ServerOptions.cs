@@ -135,6 +135,10 @@ public sealed record ServerOptions
         {
             throw new InvalidOptionException($"--worker-threads {WorkerThreads} is not allowed: use 1 or more");
         }
+        if (!(WorkerTimeoutSeconds is >= 2 and <= 3600))
+        {
+            throw new InvalidOptionException($"--worker-timeout {WorkerTimeoutSeconds} is not allowed: use 2 to 3600 seconds (workers send a heartbeat every second)");
+        }
         ConsistencyMode mode;
         try
         {

@@ -63,6 +63,28 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
         }
     }
 
+    /// <summary>
+    /// A worker that took a departed one's place goes on in its shard from where the run is: the
+    /// weights version it first pulled counts the steps every worker has taken in sync mode (one
+    /// each per version), about one in N of them otherwise. Returns the epoch it is in.
+    /// </summary>
+    private int TakeOverShard(BatchIterator batches, Trainer trainer, Sequential model, JoinReply join, long version, bool sync)
+    {
+        var settings = join.Settings;
+        long stepsDone = sync ? version : version / Math.Max(1, join.WorkerCount);
+        int epoch = settings.StartEpoch + (int)(stepsDone / batches.BatchesPerEpoch);
+        int skip = (int)(stepsDone % batches.BatchesPerEpoch);
+        trainer.Images.SetBatchSize(settings.Batch);
+        batches.StartEpoch(epoch);
+        model.SeedEpoch(settings.Seed, epoch, join.ShardIndex);
+        for (int i = 0; i < skip; i++)
+        {
+            batches.Next(trainer.Images.Span, trainer.Labels);
+        }
+        logger.LogInformation("worker {Id} takes over shard {Shard} at version {Version}: epoch {Epoch} from batch {Batch}", join.WorkerId, join.ShardIndex, version, epoch, skip);
+        return epoch;
+    }
+
     private async Task<int> RunAsync(CancellationToken cancel)
     {
         // NOTE: sized for the largest chunk the server may be configured with (4 Mi floats).
@@ -122,6 +144,10 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
             long t0 = Stopwatch.GetTimestamp();
             var pulled = await exchange.PullAsync(join.WorkerId, 0, model.Parameters, cancel).ConfigureAwait(false);
             _clock.AddPull(TimeSplitClock.Since(t0), pulled.WaitedMs);
+            if (join.Replacement)
+            {
+                epoch = TakeOverShard(batches, trainer, model, join, pulled.Version, sync);
+            }
             IncomingWeights? arriving = null;
             while (!pulled.Finished && !cancel.IsCancellationRequested)
             {
@@ -324,14 +350,18 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
             {
                 return await client.Client.JoinAsync(new JoinRequest { WorkerName = _options.Name }, cancellationToken: cancel).ConfigureAwait(false);
             }
-            catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable)
+            catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.ResourceExhausted)
             {
+                // NOTE: a full cluster may yet take this worker: in the place of one that died, once
+                // the server has noticed (--worker-timeout), as when a crashed worker is restarted.
+                bool full = e.StatusCode == StatusCode.ResourceExhausted;
+                string problem = full ? "has no place for a worker" : "cannot be reached";
                 if (deadline.Elapsed.TotalSeconds + delay.TotalSeconds > _options.ConnectTimeoutSeconds)
                 {
-                    logger.LogError("cannot reach the parameter server at {Server} after {Seconds:F0} s: giving up", _options.Server, deadline.Elapsed.TotalSeconds);
+                    logger.LogError("the parameter server at {Server} {Problem} after {Seconds:F0} s: giving up", _options.Server, problem, deadline.Elapsed.TotalSeconds);
                     return null;
                 }
-                logger.LogWarning("cannot reach the parameter server at {Server} ({Reason}); retrying in {Delay:F1} s", _options.Server, e.Status.Detail, delay.TotalSeconds);
+                logger.LogWarning("the parameter server at {Server} {Problem} ({Reason}); retrying in {Delay:F1} s", _options.Server, problem, e.Status.Detail, delay.TotalSeconds);
                 await Task.Delay(delay, cancel).ConfigureAwait(false);
                 delay = TimeSpan.FromMilliseconds(Math.Min(5000, delay.TotalMilliseconds * 2));
             }

@@ -292,6 +292,53 @@ public sealed partial class LocalClusterTests
         }
     }
 
+    [Fact]
+    public async Task LocalRestartsAWorkerThatDiesAndTheReplacementCarriesTheRunToItsEnd()
+    {
+        using var scratch = new ScratchDirectory();
+        Directory.CreateDirectory(scratch.File("logs"));
+        using var children = new ChildProcesses(scratch.File("logs"), new Dictionary<string, string>());
+        var launcher = children.Start("local", ["local", "--workers", "2", "--model", "mlp", "--epochs", "12", "--data", "embedded", "--max-restarts", "1", "--log-dir", scratch.File("cluster")]);
+        var clock = Stopwatch.StartNew();
+        int victim = 0;
+        while (victim == 0 && clock.Elapsed < TimeSpan.FromSeconds(60) && !launcher.HasExited)
+        {
+            await Task.Delay(200);
+            victim = ChildrenOf(launcher.Id).FirstOrDefault(pid => CommandLine(pid).Contains("\0--name\0worker-1", StringComparison.Ordinal));
+        }
+        Assert.NotEqual(0, victim);
+        // Once it is training: the server's log shows its first epoch.
+        while (!children.Tail("local", 40).Contains("epoch 1:", StringComparison.Ordinal) && clock.Elapsed < TimeSpan.FromSeconds(90) && !launcher.HasExited)
+        {
+            await Task.Delay(100);
+        }
+        Assert.Equal(0, Kill(victim, 9));
+
+        Assert.True(launcher.WaitForExit(TimeSpan.FromMinutes(3)), "cluster local still runs 3 minutes after a worker was killed");
+        launcher.WaitForExit();
+        string log = children.Tail("local", 60);
+        Assert.True(launcher.ExitCode == 0, log);
+        Assert.Contains("worker-1 died (exit code 137); worker-1.1 starts in its place (restart 1 of 1)", log);
+        Assert.Contains("epoch 12:", log);
+        string server = File.ReadAllText(scratch.File(Path.Combine("cluster", "server.log")));
+        // Ranks go in join order, which races: worker-1 may have been rank 0.
+        Assert.Matches("worker 2 joined: worker-1.1, in the place of worker [01], which left", server);
+        Assert.Contains("worker 2 left", server);
+    }
+
+    /// <summary>A process's command line, its arguments separated by NUL as /proc gives them.</summary>
+    private static string CommandLine(int pid)
+    {
+        try
+        {
+            return "\0" + File.ReadAllText($"/proc/{pid}/cmdline");
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+    }
+
     [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int Kill(int pid, int signal);
 
@@ -414,6 +461,9 @@ public sealed partial class LocalClusterTests
     [InlineData("--chunk-floats", "100", "--chunk-floats 100")]
     [InlineData("--save", "/no/such/dir/model.safetensors", "directory '/no/such/dir' does not exist")]
     [InlineData("--init", "/no/such/dir/model.safetensors", "--init: checkpoint '/no/such/dir/model.safetensors' does not exist")]
+    [InlineData("--resume", "/no/such/dir/model.safetensors", "--resume: checkpoint '/no/such/dir/model.safetensors' does not exist")]
+    [InlineData("--max-restarts", "-1", "--max-restarts -1")]
+    [InlineData("--worker-timeout", "1", "--worker-timeout 1")]
     public void LocalRejectsBadFlagsBeforeStartingAnything(string flag, string value, string named)
     {
         var (code, output, error) = CliRunner.Run("local", flag, value, "--data", "embedded");

@@ -22,7 +22,7 @@ public sealed class StreamingSyncTests
         var store = new ParameterStore(model.Parameters, Optimizer.Create(Adam, model.NamedParameters), Wire.ChunkLayout.ForTensors(model.NamedParameters, model.ParameterCount, ChunkFloats));
         var pool = new GradientPool(store.Size);
         var recorder = new RunRecorder();
-        ConsistencyRule rule = streaming ? new StreamingSyncRule(workers, store, pool, recorder) : new SyncRule(workers, store, pool, recorder);
+        ConsistencyRule rule = streaming ? new StreamingSyncRule(workers, store, pool, recorder) : new SyncRule(workers, 0, store, pool, recorder);
         return (store, pool, rule);
     }
 

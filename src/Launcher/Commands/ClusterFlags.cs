@@ -38,6 +38,8 @@ internal sealed class ClusterFlags
 
     public Option<string?> Save { get; } = new("--save") { Description = "write the weights the server evaluated last here, a safetensors checkpoint replaced after each evaluated epoch with the optimizer's state (the last one ends the run; --resume goes on from it)" };
 
+    public Option<double> WorkerTimeout { get; } = new("--worker-timeout") { Description = "seconds without a word from a worker (heartbeats go every second) before it is treated as gone and the run goes on without it; another worker may then join in its place", DefaultValueFactory = _ => Defaults.WorkerTimeoutSeconds };
+
     public Option<int> WorkerThreads { get; } = new("--worker-threads") { Description = "compute threads per worker", DefaultValueFactory = _ => Defaults.WorkerThreads };
 
     public void AddTo(Command command)
@@ -57,6 +59,7 @@ internal sealed class ClusterFlags
         command.Options.Add(TargetAccuracy);
         command.Options.Add(Save);
         command.Options.Add(WorkerThreads);
+        command.Options.Add(WorkerTimeout);
     }
 
     public ServerOptions Bind(ParseResult parse) => new()
@@ -81,6 +84,7 @@ internal sealed class ClusterFlags
         },
         TargetAccuracy = parse.GetValue(TargetAccuracy),
         WorkerThreads = parse.GetValue(WorkerThreads),
+        WorkerTimeoutSeconds = parse.CommandResult.Command.Options.Contains(WorkerTimeout) ? parse.GetValue(WorkerTimeout) : Defaults.WorkerTimeoutSeconds,
     };
 
     /// <summary>The same settings as arguments for a <c>cluster server</c> process.</summary>
@@ -100,6 +104,7 @@ internal sealed class ClusterFlags
             "--compute", o.Compute,
             "--emulated-compute-ms", o.EmulatedComputeMs.ToString("R", CultureInfo.InvariantCulture),
             "--worker-threads", o.WorkerThreads.ToString(CultureInfo.InvariantCulture),
+            "--worker-timeout", o.WorkerTimeoutSeconds.ToString("R", CultureInfo.InvariantCulture),
             "--host", o.Host,
             "--port", o.Port.ToString(CultureInfo.InvariantCulture),
         ];

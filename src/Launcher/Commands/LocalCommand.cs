@@ -23,13 +23,19 @@ internal static class LocalCommand
         var port = new Option<int>("--port") { Description = "server port on 127.0.0.1 (0: any free port)", DefaultValueFactory = _ => 0 };
         var slow = new Option<string[]>("--slow-worker") { Description = "RANK:MS — make worker RANK wait MS extra per step (a straggler)", AllowMultipleArgumentsPerToken = true };
         var logs = new Option<string?>("--log-dir") { Description = "where each process's log goes (default: a new temporary directory)" };
-        var command = new Command("local", "run a parameter server and N workers as processes on this machine") { port, slow, logs };
+        var restarts = new Option<int>("--max-restarts") { Description = "start a worker process that dies again, up to this many times in all; it joins in the dead one's place", DefaultValueFactory = _ => 0 };
+        var command = new Command("local", "run a parameter server and N workers as processes on this machine") { port, slow, logs, restarts };
         flags.AddTo(command);
         command.SetAction(async (parse, cancel) =>
         {
             var options = flags.Bind(parse) with { Port = parse.GetValue(port), Host = "127.0.0.1" };
             var slowWorkers = ParseSlowWorkers(parse.GetValue(slow) ?? [], options.ExpectedWorkers);
-            var result = await RunAsync(options, slowWorkers, parse.GetValue(logs), output, live: Terminal.IsInteractive(output), quiet: false, cancel).ConfigureAwait(false);
+            int maxRestarts = parse.GetValue(restarts);
+            if (maxRestarts is < 0 or > 100)
+            {
+                throw new InvalidOptionException($"--max-restarts {maxRestarts} is not allowed: use 0 to 100");
+            }
+            var result = await RunAsync(options, slowWorkers, parse.GetValue(logs), output, live: Terminal.IsInteractive(output), quiet: false, cancel, maxRestarts).ConfigureAwait(false);
             return result.ExitCode;
         });
         return command;
@@ -59,7 +65,7 @@ internal static class LocalCommand
     }
 
     /// <summary>Runs the cluster to the end; used by <c>local</c> and by <c>bench scaling</c>.</summary>
-    public static async Task<Result> RunAsync(ServerOptions options, IReadOnlyDictionary<int, double> slowWorkers, string? logDirectory, TextWriter output, bool live, bool quiet, CancellationToken cancel)
+    public static async Task<Result> RunAsync(ServerOptions options, IReadOnlyDictionary<int, double> slowWorkers, string? logDirectory, TextWriter output, bool live, bool quiet, CancellationToken cancel, int maxRestarts = 0)
     {
         options.Validate();
         if (options.Training.Data is string d && d != "embedded" && !Directory.Exists(d))
@@ -104,6 +110,9 @@ internal static class LocalCommand
             output.WriteLine($"local cluster: server {address}, {options.ExpectedWorkers} worker process(es), mode {options.Mode}{(options.Training.Resume is null ? "" : $", resuming {options.Training.Resume}")}; logs in {logs}");
         }
         var view = new ClusterView(output, options, live && !quiet, quiet);
+        var restarts = new WorkerRestarts(children, client, address, maxRestarts, output);
+        using var watching = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        var watch = restarts.WatchAsync(server, watching.Token);
         StatusReply? last = null;
         try
         {
@@ -114,8 +123,19 @@ internal static class LocalCommand
             output.WriteLine("stopping: every process of the cluster is being stopped");
             return Done(130, last);
         }
+        finally
+        {
+            await watching.CancelAsync().ConfigureAwait(false);
+            await watch.ConfigureAwait(false);
+        }
         bool exited = await children.WaitAllAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
-        var failed = children.All.Where(c => !c.Process.HasExited || c.Process.ExitCode != 0).ToList();
+        foreach (var (dead, next) in restarts.ReplacedBy)
+        {
+            output.WriteLine($"{dead} died and {next} took its place; {dead}'s log ends:");
+            output.WriteLine(children.Tail(dead, 3));
+        }
+        // A worker that died and was replaced does not fail the run: its replacement carried on.
+        var failed = children.All.Where(c => (!c.Process.HasExited || c.Process.ExitCode != 0) && !restarts.ReplacedBy.ContainsKey(c.Name)).ToList();
         foreach (var (name, process) in failed)
         {
             output.WriteLine($"{name} {(process.HasExited ? $"exited with code {process.ExitCode}" : "did not exit and was stopped")}; its log ends:");

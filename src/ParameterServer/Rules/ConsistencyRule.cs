@@ -15,6 +15,8 @@ public abstract class ConsistencyRule
     /// <summary>Guards the rule's state and the store's updates.</summary>
     protected readonly object Gate = new();
 
+    private readonly HashSet<int> _joining = [];
+
     internal AsyncCondition Changed { get; }
 
     /// <summary>Creates the rule over a store.</summary>
@@ -83,9 +85,69 @@ public abstract class ConsistencyRule
     public virtual double StepWaitMs(int worker) => 0;
 
     /// <summary>A worker left: the rule stops waiting for it.</summary>
-    public virtual void WorkerLeft(int worker)
+    public void WorkerLeft(int worker)
+    {
+        lock (Gate)
+        {
+            if (_joining.Remove(worker))
+            {
+                // Gone before it was ever counted.
+                return;
+            }
+        }
+        Departed(worker);
+    }
+
+    /// <summary>A worker that was counted left: the rule stops waiting for it.</summary>
+    protected virtual void Departed(int worker)
     {
     }
+
+    /// <summary>
+    /// A worker took the place of one that left. A rule with steps counts it from the first step
+    /// not yet begun, never halfway through one: until then its pulls wait (see <see cref="IsJoining"/>).
+    /// </summary>
+    public void WorkerJoined(int worker)
+    {
+        bool now;
+        lock (Gate)
+        {
+            now = !StepInProgress;
+            if (now)
+            {
+                Admit(1);
+            }
+            else
+            {
+                _joining.Add(worker);
+            }
+        }
+        if (now)
+        {
+            Changed.NotifyAll();
+        }
+    }
+
+    /// <summary>Whether some gradients of the next step are in already (under <see cref="Gate"/>). False for rules without steps.</summary>
+    protected virtual bool StepInProgress => false;
+
+    /// <summary>Counts <paramref name="workers"/> more workers from the next step on (under <see cref="Gate"/>).</summary>
+    protected virtual void Admit(int workers)
+    {
+    }
+
+    /// <summary>Under <see cref="Gate"/>, as a step completes: counts the workers that joined during it from the next one.</summary>
+    protected void AdmitJoining()
+    {
+        if (_joining.Count > 0)
+        {
+            Admit(_joining.Count);
+            _joining.Clear();
+        }
+    }
+
+    /// <summary>Whether <paramref name="worker"/> joined during a step and is not counted yet (under <see cref="Gate"/>).</summary>
+    protected bool IsJoining(int worker) => _joining.Contains(worker);
 
     /// <summary>Ends the run: every waiting pull is released.</summary>
     public void Finish()
@@ -117,7 +179,7 @@ public abstract class ConsistencyRule
         {
             // Backup workers choose whole gradients (the first N to arrive), clipping needs the whole norm.
             "sync" when backupWorkers == 0 && store.ClipNorm is null => new StreamingSyncRule(workers, store, pool, recorder),
-            "sync" => new SyncRule(workers, store, pool, recorder),
+            "sync" => new SyncRule(workers, backupWorkers, store, pool, recorder),
             "async" => new AsyncRule(store, pool, recorder),
             _ => new SspRule(parsed.Staleness, store, pool, recorder),
         };

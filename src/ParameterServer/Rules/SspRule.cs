@@ -76,7 +76,7 @@ public sealed class SspRule : ConsistencyRule
     }
 
     /// <inheritdoc/>
-    public override void WorkerLeft(int worker)
+    protected override void Departed(int worker)
     {
         lock (Gate)
         {

@@ -47,15 +47,23 @@ public sealed class StreamingSyncRule : ConsistencyRule
     /// <inheritdoc/>
     public override bool TakesChunks => true;
 
-    /// <summary>Gradients a step needs now: N, fewer once workers have left.</summary>
+    /// <summary>Gradients a step needs now: N, fewer once workers have left (until others take their places).</summary>
     private int Required => Math.Max(1, _workers - _departed);
+
+    /// <inheritdoc/>
+    protected override bool StepInProgress => Store.IsUpdating;
+
+    /// <inheritdoc/>
+    protected override void Admit(int workers) => _departed -= workers;
 
     /// <inheritdoc/>
     public override async Task<WeightSnapshot> AcquireForPullAsync(int worker, long minVersion, CancellationToken cancel)
     {
         WeightSnapshot? snapshot = null;
         // NOTE: a pull for the version being built is answered chunk by chunk as the chunks are applied.
-        await Changed.WaitAsync(() => (snapshot = Finished || Store.Version >= minVersion ? Store.Acquire() : Store.AcquireBuilding(minVersion)) is not null, cancel)
+        // A worker that joined during a step starts from the weights that step publishes.
+        await Changed.WaitAsync(() => (Finished || !IsJoining(worker))
+                && (snapshot = Finished || Store.Version >= minVersion ? Store.Acquire() : Store.AcquireBuilding(minVersion)) is not null, cancel)
             .ConfigureAwait(false);
         return snapshot!;
     }
@@ -181,7 +189,7 @@ public sealed class StreamingSyncRule : ConsistencyRule
     }
 
     /// <inheritdoc/>
-    public override void WorkerLeft(int worker)
+    protected override void Departed(int worker)
     {
         bool completed = false;
         lock (Gate)
@@ -298,6 +306,7 @@ public sealed class StreamingSyncRule : ConsistencyRule
         Array.Clear(_arrived);
         Array.Clear(_applied);
         _appliedCount = 0;
+        AdmitJoining();
         Published(samples, meanLoss, contributors);
         // NOTE: the last chunk is marked ready after the listeners ran, so that a pull which
         // receives it also sees whether the run has just ended.

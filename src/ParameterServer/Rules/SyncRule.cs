@@ -12,29 +12,45 @@ namespace Cluster.ParameterServer.Rules;
 public sealed class SyncRule : ConsistencyRule
 {
     private readonly int _workers;
+    private readonly int _backupWorkers;
     private readonly List<Gradient> _arrivals = [];
     private readonly float[] _sum;
     private int _departed;
 
-    /// <summary>Creates the rule; a step completes with <paramref name="workers"/> gradients.</summary>
-    public SyncRule(int workers, ParameterStore store, GradientPool pool, RunRecorder recorder)
+    /// <summary>
+    /// Creates the rule; a step completes with <paramref name="workers"/> gradients, of
+    /// <paramref name="workers"/> + <paramref name="backupWorkers"/> workers.
+    /// </summary>
+    public SyncRule(int workers, int backupWorkers, ParameterStore store, GradientPool pool, RunRecorder recorder)
         : base(store, pool, recorder)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(workers, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(backupWorkers);
         _workers = workers;
+        _backupWorkers = backupWorkers;
         _sum = new float[store.Size];
     }
 
     /// <inheritdoc/>
     public override string Name => "sync";
 
-    /// <summary>Gradients a step needs now: N, fewer once workers have left.</summary>
-    private int Required => Math.Max(1, _workers - _departed);
+    /// <summary>
+    /// Gradients a step needs now: N while N workers are left (backup workers stand in for those
+    /// that left), fewer after that.
+    /// </summary>
+    private int Required => Math.Max(1, Math.Min(_workers, _workers + _backupWorkers - _departed));
+
+    /// <inheritdoc/>
+    protected override bool StepInProgress => _arrivals.Count > 0;
+
+    /// <inheritdoc/>
+    protected override void Admit(int workers) => _departed -= workers;
 
     /// <inheritdoc/>
     public override async Task<WeightSnapshot> AcquireForPullAsync(int worker, long minVersion, CancellationToken cancel)
     {
-        await Changed.WaitAsync(() => Finished || Store.Version >= minVersion, cancel).ConfigureAwait(false);
+        // A worker that joined during a step starts from the weights that step publishes.
+        await Changed.WaitAsync(() => Finished || (Store.Version >= minVersion && !IsJoining(worker)), cancel).ConfigureAwait(false);
         return Store.Acquire();
     }
 
@@ -67,7 +83,7 @@ public sealed class SyncRule : ConsistencyRule
     }
 
     /// <inheritdoc/>
-    public override void WorkerLeft(int worker)
+    protected override void Departed(int worker)
     {
         bool applied;
         lock (Gate)
@@ -111,6 +127,7 @@ public sealed class SyncRule : ConsistencyRule
             Pool.Return(g.Values);
         }
         _arrivals.Clear();
+        AdmitJoining();
         Recorder.RecordApplied(samples, (float)(loss / contributors), staleness);
         ApplyUpdate(_sum, samples, (float)(loss / contributors), contributors);
         return true;
