@@ -26,8 +26,11 @@ public sealed record ClusterEpochMetrics
 /// <summary>Writes a run's metrics file: one JSON object per evaluated epoch, written whole at the end (temp file, then rename).</summary>
 public static class MetricsFile
 {
-    /// <summary>Writes <paramref name="path"/> from the final status.</summary>
-    public static void Write(string path, StatusReply status, ServerOptions options, double? timeToAccuracy)
+    /// <summary>
+    /// Writes <paramref name="path"/> from the final status, after the lines the file already held
+    /// for epochs up to <paramref name="startEpoch"/> (those of the run a resumed one goes on with).
+    /// </summary>
+    public static void Write(string path, StatusReply status, ServerOptions options, double? timeToAccuracy, int startEpoch = 0)
     {
         // NOTE: the time split is the workers' totals over the whole run, repeated on each line.
         var workers = status.Workers;
@@ -49,7 +52,7 @@ public static class MetricsFile
             TimeToAccuracySeconds = timeToAccuracy,
         }));
         string temp = path + ".tmp-" + Environment.ProcessId;
-        File.WriteAllLines(temp, lines);
+        File.WriteAllLines(temp, Training.MetricsHistory.EarlierEpochs(path, startEpoch).Concat(lines));
         File.Move(temp, path, overwrite: true);
     }
 }

@@ -83,15 +83,18 @@ public sealed partial class LocalClusterTests
         string straight = scratch.File("straight.safetensors");
         await RunAsync(training with { Save = straight }, "straight");
         string resumable = scratch.File("resumable.safetensors");
-        await RunAsync(training with { Epochs = 1, Save = resumable }, "first");
+        string metrics = scratch.File("metrics.jsonl");
+        await RunAsync(training with { Epochs = 1, Save = resumable, Metrics = metrics }, "first");
         Assert.Equal("1", Checkpoint.Load(resumable).Metadata["cluster.epochs"]);
-        string output = await RunAsync(training with { Resume = resumable, Save = resumable }, "resumed");
+        string output = await RunAsync(training with { Resume = resumable, Save = resumable, Metrics = metrics }, "resumed");
 
         Assert.Contains($"resuming {resumable}", output);
         // One epoch trained, numbered 2, and the file then holds what the run never stopped holds.
         Assert.Contains("epoch 2:", output);
         Assert.DoesNotContain("epoch 1:", output);
         Assert.Equal(File.ReadAllBytes(straight), File.ReadAllBytes(resumable));
+        // The metrics file covers the whole run: the first run's epoch, then the resumed one's.
+        Assert.Equal([1, 2], File.ReadAllLines(metrics).Select(line => JsonDocument.Parse(line).RootElement.GetProperty("epoch").GetInt32()));
     }
 
     [Fact]

@@ -90,7 +90,13 @@ public sealed class TrainingRun
         };
         var best = new BestSnapshot(Model);
         var results = new List<EpochResult>();
+        // A resumed run's file goes on from the epochs its checkpoint had done.
+        var earlier = MetricsHistory.EarlierEpochs(_options.Metrics, _resumed?.EpochsDone ?? 0);
         using var metrics = _options.Metrics is null ? null : new StreamWriter(_options.Metrics, append: false);
+        foreach (string line in earlier)
+        {
+            metrics!.WriteLine(line);
+        }
         for (int epoch = (_resumed?.EpochsDone ?? 0) + 1; epoch <= _options.Epochs && !cancel.IsCancellationRequested; epoch++)
         {
             var clock = Stopwatch.StartNew();

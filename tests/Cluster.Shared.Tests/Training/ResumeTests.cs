@@ -39,17 +39,22 @@ public sealed class ResumeTests : IDisposable
             Model = spec, Data = "embedded", Epochs = 3, Optimizer = "momentum", Schedule = "step:1:0.5", Threads = 1, Seed = 4,
         };
 
-        var straight = Train(options with { Save = _directory.File("straight.safetensors") });
+        string straightMetrics = _directory.File("straight.jsonl");
+        var straight = Train(options with { Save = _directory.File("straight.safetensors"), Metrics = straightMetrics });
         string resumable = _directory.File("resumable.safetensors");
-        var first = Train(options with { Epochs = 1, Save = resumable });
+        string metrics = _directory.File("resumed.jsonl");
+        var first = Train(options with { Epochs = 1, Save = resumable, Metrics = metrics });
         Assert.Equal(1, first.SavedEpoch);
-        var resumed = Train(options with { Resume = resumable, Save = resumable });
+        var resumed = Train(options with { Resume = resumable, Save = resumable, Metrics = metrics });
 
         Assert.Equal(1, resumed.ResumedAfterEpoch);
         Assert.Equal(3, resumed.SavedEpoch);
         Assert.NotEqual(CheckpointModels.Bits(first.Model.Parameters), CheckpointModels.Bits(resumed.Model.Parameters));
         Assert.Equal(CheckpointModels.Bits(straight.Model.Parameters), CheckpointModels.Bits(resumed.Model.Parameters));
         Assert.Equal(File.ReadAllBytes(_directory.File("straight.safetensors")), File.ReadAllBytes(resumable));
+        // The metrics file goes on too: every epoch once, with the accuracies of the run never stopped.
+        Assert.Equal(Accuracies(straightMetrics), Accuracies(metrics));
+        Assert.Equal([1, 2, 3], Accuracies(metrics).Select(a => a.Epoch));
     }
 
     [Fact]
@@ -90,6 +95,13 @@ public sealed class ResumeTests : IDisposable
         Assert.NotEqual(Masked(1, 0), Masked(2, 0));
         Assert.NotEqual(Masked(1, 0), Masked(1, 1));
     }
+
+    private static (int Epoch, double Accuracy)[] Accuracies(string metrics) =>
+        [.. File.ReadAllLines(metrics).Select(line =>
+        {
+            using var json = System.Text.Json.JsonDocument.Parse(line);
+            return (json.RootElement.GetProperty("epoch").GetInt32(), json.RootElement.GetProperty("test_accuracy").GetDouble());
+        })];
 
     private static TrainingRun Train(TrainingOptions options)
     {
