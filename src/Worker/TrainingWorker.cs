@@ -31,6 +31,9 @@ public sealed class WorkerOutcome
 public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcome outcome, IHostApplicationLifetime lifetime, ILogger<TrainingWorker> logger)
     : BackgroundService
 {
+    /// <summary>Times a worker the server let go joins again before it gives up.</summary>
+    private const int MaxRejoins = 3;
+
     private readonly WorkerOptions _options = options.Value;
     private readonly TimeSplitClock _clock = new();
 
@@ -39,7 +42,21 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
     {
         try
         {
-            outcome.ExitCode = await RunAsync(stoppingToken).ConfigureAwait(false);
+            for (int rejoins = 0; ; rejoins++)
+            {
+                try
+                {
+                    outcome.ExitCode = await RunAsync(stoppingToken).ConfigureAwait(false);
+                    break;
+                }
+                catch (RpcException e) when (e.StatusCode == StatusCode.NotFound && rejoins < MaxRejoins && !stoppingToken.IsCancellationRequested)
+                {
+                    // NOTE: the server let this worker go (silent past --worker-timeout: a pause, a
+                    // cut link) while it was alive; it joins again, in its own place if no other
+                    // worker has taken it, and carries on from where the run is.
+                    logger.LogWarning("the parameter server has let this worker go ({Detail}): joining again", e.Status.Detail);
+                }
+            }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {

@@ -329,6 +329,44 @@ public sealed partial class LocalClusterTests
         Assert.Contains("worker 2 left", server);
     }
 
+    [Fact]
+    public async Task AWorkerTheServerLetGoWhilePausedJoinsAgainAndFinishesTheRun()
+    {
+        using var scratch = new ScratchDirectory();
+        Directory.CreateDirectory(scratch.File("logs"));
+        using var children = new ChildProcesses(scratch.File("logs"), new Dictionary<string, string>());
+        string p = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        string address = $"http://127.0.0.1:{p}";
+        var server = children.Start("server", ["server", "--host", "127.0.0.1", "--port", p, "--workers", "2", "--model", "mlp", "--epochs", "10", "--data", "embedded", "--worker-timeout", "2"]);
+        using (var client = new Cluster.Worker.ParameterClient(address))
+        {
+            await WaitUntilListeningAsync(client, server);
+        }
+        var steady = children.Start("steady", ["worker", "--server", address, "--name", "steady"]);
+        var paused = children.Start("paused", ["worker", "--server", address, "--name", "paused"]);
+        var clock = Stopwatch.StartNew();
+        while (!children.Tail("server", 40).Contains("epoch 1:", StringComparison.Ordinal) && clock.Elapsed < TimeSpan.FromSeconds(90) && !server.HasExited)
+        {
+            await Task.Delay(100);
+        }
+
+        // SIGSTOP for twice the timeout: the server drops it and the run goes on; SIGCONT: it joins again.
+        Assert.Equal(0, Kill(paused.Id, 19));
+        await Task.Delay(TimeSpan.FromSeconds(4));
+        Assert.Equal(0, Kill(paused.Id, 18));
+
+        foreach (var process in new[] { server, steady, paused })
+        {
+            Assert.True(process.WaitForExit(TimeSpan.FromMinutes(2)), "the run did not end 2 minutes after the pause");
+            process.WaitForExit();
+        }
+        string log = children.Tail("server", 200);
+        Assert.True(server.ExitCode == 0 && steady.ExitCode == 0 && paused.ExitCode == 0, log);
+        Assert.Matches("worker [01] \\(paused\\) silent for", log);
+        Assert.Matches("worker 2 joined: paused, in the place of worker [01], which left", log);
+        Assert.Contains("joining again", children.Tail("paused", 20));
+    }
+
     /// <summary>A process's command line, its arguments separated by NUL as /proc gives them.</summary>
     private static string CommandLine(int pid)
     {
