@@ -60,16 +60,16 @@ public static partial class Checkpoint
     /// <see cref="SpecKey"/> and <see cref="VersionKey"/> are replaced by the model's spec and
     /// <see cref="FormatVersion"/>, so the metadata of a loaded checkpoint can be passed back as it is.
     /// </param>
-    /// <exception cref="CheckpointException">The file cannot be written; nothing is left behind and an existing file is unchanged.</exception>
     /// <param name="optimizer">
     /// The optimizer's state to store with the weights, so that training can resume from the file
     /// exactly; null for the model alone. Its buffers must be as long as the model's parameters.
     /// </param>
+    /// <exception cref="CheckpointException">The file cannot be written; nothing is left behind and an existing file is unchanged.</exception>
     public static void Save(string path, Sequential model, IReadOnlyDictionary<string, string>? metadata = null, OptimizerState? optimizer = null) =>
         Save(path, model, metadata, beforeReplace: null, optimizer);
 
     /// <summary>
-    /// <see cref="Save(string, Sequential, IReadOnlyDictionary{string, string}?)"/>, calling
+    /// <see cref="Save(string, Sequential, IReadOnlyDictionary{string, string}?, OptimizerState?)"/>, calling
     /// <paramref name="beforeReplace"/> with the complete temporary file just before it replaces
     /// <paramref name="path"/>, so that tests can simulate a failure at the last moment.
     /// </summary>
