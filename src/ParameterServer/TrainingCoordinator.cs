@@ -197,6 +197,12 @@ public sealed class TrainingCoordinator : IDisposable
             epoch.TestLoss = result.Loss;
             epoch.TestAccuracy = result.Accuracy;
             Recorder.RecordEpoch(epoch);
+            if (Options.Training.Metrics is string metrics)
+            {
+                // NOTE: every evaluated epoch, not only at the end: a server that dies leaves the
+                // epochs it finished, and one resumed from its checkpoint goes on after them.
+                WriteMetrics(metrics);
+            }
             _logger.LogInformation("epoch {Epoch}: train loss {TrainLoss:F4}, test loss {TestLoss:F4}, test accuracy {Accuracy:P2}, {Rate:N0} images/s",
                 epoch.Epoch, epoch.TrainLoss, epoch.TestLoss, epoch.TestAccuracy, epoch.ImagesPerSec);
             if (Options.TargetAccuracy is double target && result.Accuracy >= target && TimeToAccuracy is null)
@@ -244,6 +250,22 @@ public sealed class TrainingCoordinator : IDisposable
         {
             CheckpointError = e.Message;
             _logger.LogError("checkpoint {Path} not written: {Message}", path, e.Message);
+        }
+    }
+
+    /// <summary>
+    /// Rewrites the <c>--metrics</c> file (atomically) from the status now: one line per epoch
+    /// evaluated, after the lines of the epochs a resumed run's checkpoint had done.
+    /// </summary>
+    public void WriteMetrics(string path)
+    {
+        try
+        {
+            MetricsFile.Write(path, StatusBuilder.Build(this), Options, TimeToAccuracy, StartEpoch);
+        }
+        catch (IOException e)
+        {
+            _logger.LogError("metrics file {Path} not written: {Message}", path, e.Message);
         }
     }
 

@@ -49,12 +49,9 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
                     outcome.ExitCode = await RunAsync(stoppingToken).ConfigureAwait(false);
                     break;
                 }
-                catch (RpcException e) when (e.StatusCode == StatusCode.NotFound && rejoins < MaxRejoins && !stoppingToken.IsCancellationRequested)
+                catch (Exception e) when (rejoins < MaxRejoins && !stoppingToken.IsCancellationRequested && WhyJoinAgain(e) is string why)
                 {
-                    // NOTE: the server let this worker go (silent past --worker-timeout: a pause, a
-                    // cut link) while it was alive; it joins again, in its own place if no other
-                    // worker has taken it, and carries on from where the run is.
-                    logger.LogWarning("the parameter server has let this worker go ({Detail}): joining again", e.Status.Detail);
+                    logger.LogWarning("{Why}: joining again", why);
                 }
             }
         }
@@ -101,6 +98,21 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
         logger.LogInformation("worker {Id} takes over shard {Shard} at version {Version}: epoch {Epoch} from batch {Batch}", join.WorkerId, join.ShardIndex, version, epoch, skip);
         return epoch;
     }
+
+    /// <summary>
+    /// Why a worker whose run broke off with <paramref name="e"/> should join again, or null when it
+    /// should not. The server let it go while it was alive (silent past --worker-timeout: a pause, a
+    /// cut link): it joins in its own place if nobody took it, and goes on from where the run is. Or
+    /// the server went away (killed, crashed): one started again, as a resumed run from its
+    /// checkpoint, takes the workers that join within the connect timeout.
+    /// </summary>
+    private string? WhyJoinAgain(Exception e) => e switch
+    {
+        RpcException { StatusCode: StatusCode.NotFound } r => $"the parameter server has let this worker go ({r.Status.Detail})",
+        RpcException { StatusCode: StatusCode.Unavailable or StatusCode.Internal or StatusCode.Unknown } r => $"lost the parameter server at {_options.Server} ({r.StatusCode}: {r.Status.Detail}); waiting for it to come back",
+        IOException or HttpRequestException => $"lost the parameter server at {_options.Server} ({e.Message}); waiting for it to come back",
+        _ => null,
+    };
 
     private async Task<int> RunAsync(CancellationToken cancel)
     {

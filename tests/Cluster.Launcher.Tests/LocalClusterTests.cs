@@ -174,7 +174,7 @@ public sealed partial class LocalClusterTests
     }
 
     [Fact]
-    public async Task AWorkerWhoseServerDiesSaysSoInOneLineAndExits()
+    public async Task AWorkerWhoseServerDiesWaitsForItToComeBackThenSaysSoInOneLineAndExits()
     {
         using var scratch = new ScratchDirectory();
         Directory.CreateDirectory(scratch.File("logs"));
@@ -187,7 +187,7 @@ public sealed partial class LocalClusterTests
         }
         string p = port.ToString(System.Globalization.CultureInfo.InvariantCulture);
         var server = children.Start("server", ["server", "--host", "127.0.0.1", "--port", p, "--workers", "1", "--model", "mlp", "--epochs", "100", "--data", "embedded"]);
-        var worker = children.Start("worker", ["worker", "--server", $"http://127.0.0.1:{p}"]);
+        var worker = children.Start("worker", ["worker", "--server", $"http://127.0.0.1:{p}", "--connect-timeout", "3"]);
         using var client = new Cluster.Worker.ParameterClient($"http://127.0.0.1:{p}");
         var clock = Stopwatch.StartNew();
         // Kill the server in the middle of the run, while the worker streams.
@@ -212,8 +212,10 @@ public sealed partial class LocalClusterTests
         // Without a timeout, WaitForExit also waits for the redirected output to be read to its end.
         worker.WaitForExit();
         Assert.Equal(1, worker.ExitCode);
+        // It waits --connect-timeout for a server started again, then gives up in one line.
         string log = children.Tail("worker", 20);
-        Assert.Contains("worker stopped:", log);
+        Assert.Contains("waiting for it to come back: joining again", log);
+        Assert.Contains("cannot be reached after", log);
         Assert.DoesNotContain("BackgroundService failed", log);
     }
 
@@ -365,6 +367,41 @@ public sealed partial class LocalClusterTests
         Assert.Matches("worker [01] \\(paused\\) silent for", log);
         Assert.Matches("worker 2 joined: paused, in the place of worker [01], which left", log);
         Assert.Contains("joining again", children.Tail("paused", 20));
+    }
+
+    [Fact]
+    public async Task LocalStartsAServerThatDiesAgainFromItsCheckpointAndTheRunEndsAsIfNothingHappened()
+    {
+        using var scratch = new ScratchDirectory();
+        Directory.CreateDirectory(scratch.File("logs"));
+        using var children = new ChildProcesses(scratch.File("logs"), new Dictionary<string, string>());
+        string[] run = ["local", "--workers", "2", "--model", "mlp", "--epochs", "6", "--data", "embedded"];
+        var straight = children.Start("straight", [.. run, "--save", scratch.File("straight.safetensors"), "--log-dir", scratch.File("straight")]);
+        Assert.True(straight.WaitForExit(TimeSpan.FromMinutes(3)), "the uninterrupted run did not end");
+        straight.WaitForExit();
+        Assert.Equal(0, straight.ExitCode);
+
+        string checkpoint = scratch.File("model.safetensors");
+        string metrics = scratch.File("metrics.jsonl");
+        var launcher = children.Start("local", [.. run, "--max-restarts", "1", "--save", checkpoint, "--metrics", metrics, "--log-dir", scratch.File("cluster")]);
+        var clock = Stopwatch.StartNew();
+        while (!children.Tail("local", 40).Contains("epoch 2:", StringComparison.Ordinal) && clock.Elapsed < TimeSpan.FromSeconds(90) && !launcher.HasExited)
+        {
+            await Task.Delay(50);
+        }
+        int server = ChildrenOf(launcher.Id).FirstOrDefault(pid => CommandLine(pid).Contains("\0server\0", StringComparison.Ordinal));
+        Assert.NotEqual(0, server);
+        Assert.Equal(0, Kill(server, 9));
+
+        Assert.True(launcher.WaitForExit(TimeSpan.FromMinutes(3)), "cluster local still runs 3 minutes after its server was killed");
+        launcher.WaitForExit();
+        string log = children.Tail("local", 60);
+        Assert.True(launcher.ExitCode == 0, log);
+        Assert.Matches("server died \\(exit code 137\\); server.1 starts in its place, resuming .* \\(epoch [23]\\) \\(restart 1 of 1\\)", log);
+        // The workers waited for the server and joined it again; every epoch is in the metrics once,
+        // and the weights are those of the run nothing happened to: the same steps, bit for bit.
+        Assert.Equal([1, 2, 3, 4, 5, 6], File.ReadAllLines(metrics).Select(line => JsonDocument.Parse(line).RootElement.GetProperty("epoch").GetInt32()));
+        Assert.Equal(Checkpoint.Load(scratch.File("straight.safetensors")).Model.Parameters, Checkpoint.Load(checkpoint).Model.Parameters);
     }
 
     /// <summary>A process's command line, its arguments separated by NUL as /proc gives them.</summary>

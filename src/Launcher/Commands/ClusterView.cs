@@ -16,7 +16,7 @@ namespace Cluster.Launcher.Commands;
 /// </summary>
 internal sealed class ClusterView(TextWriter output, ServerOptions options, bool live, bool quiet)
 {
-    private int _epochsShown;
+    private int _lastEpochShown;
 
     /// <summary>Polls the server until it exits; returns the last status it gave.</summary>
     public async Task<StatusReply?> FollowAsync(ParameterClient client, Process server, CancellationToken cancel)
@@ -41,7 +41,8 @@ internal sealed class ClusterView(TextWriter output, ServerOptions options, bool
                 PrintNewEpochs(status);
             }
         }
-        if (last is not null && !quiet)
+        // A server that died has no summary to give: the launcher says what happened to it.
+        if (last is { Finished: true } && !quiet)
         {
             PrintSummary(last);
         }
@@ -80,14 +81,15 @@ internal sealed class ClusterView(TextWriter output, ServerOptions options, bool
 
     private void PrintNewEpochs(StatusReply status)
     {
-        foreach (var e in status.Epochs.OrderBy(e => e.Epoch).Skip(_epochsShown))
+        // NOTE: by number, not count: a server started again from its checkpoint reports only the epochs after it.
+        foreach (var e in status.Epochs.Where(e => e.Epoch > _lastEpochShown).OrderBy(e => e.Epoch))
         {
             if (!quiet)
             {
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"epoch {e.Epoch}: train loss {e.TrainLoss:F4}, test loss {e.TestLoss:F4}, test accuracy {e.TestAccuracy:P2}, {e.ImagesPerSec:N0} images/s, {e.Seconds:F1} s; global step {status.Version:N0}"));
             }
-            _epochsShown++;
+            _lastEpochShown = e.Epoch;
         }
     }
 

@@ -110,13 +110,26 @@ internal static class LocalCommand
             output.WriteLine($"local cluster: server {address}, {options.ExpectedWorkers} worker process(es), mode {options.Mode}{(options.Training.Resume is null ? "" : $", resuming {options.Training.Resume}")}; logs in {logs}");
         }
         var view = new ClusterView(output, options, live && !quiet, quiet);
-        var restarts = new WorkerRestarts(children, client, address, maxRestarts, output);
+        var restarts = new ProcessRestarts(children, client, address, maxRestarts, output) { Server = server };
         using var watching = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-        var watch = restarts.WatchAsync(server, watching.Token);
+        var watch = restarts.WatchWorkersAsync(watching.Token);
         StatusReply? last = null;
         try
         {
-            last = await view.FollowAsync(client, server, cancel).ConfigureAwait(false);
+            while (true)
+            {
+                last = await view.FollowAsync(client, server, cancel).ConfigureAwait(false);
+                if (last is { Finished: true } || !Crashed(server) || RestartServer(options, children, restarts, server) is not { } again)
+                {
+                    break;
+                }
+                server = again;
+                restarts.Server = server;
+                if (!await WaitForServerAsync(client, server, cancel).ConfigureAwait(false))
+                {
+                    break;
+                }
+            }
         }
         catch (OperationCanceledException)
         {
@@ -151,6 +164,29 @@ internal static class LocalCommand
             output.WriteLine($"saved {Path.GetFullPath(save)}");
         }
         return Done(code, last);
+    }
+
+    /// <summary>Whether the server was killed or crashed (a signal's exit code), not stopped or failed on its own.</summary>
+    private static bool Crashed(System.Diagnostics.Process server) =>
+        server.HasExited && server.ExitCode > 128 && server.ExitCode != 130;
+
+    /// <summary>
+    /// Starts the server again after it crashed, from its checkpoint when it has written one (its
+    /// workers wait for it and join it), or returns null when every restart is used.
+    /// </summary>
+    private static System.Diagnostics.Process? RestartServer(ServerOptions options, ChildProcesses children, ProcessRestarts restarts, System.Diagnostics.Process dead)
+    {
+        string deadName = children.All.Last(c => c.Process == dead).Name;
+        string? checkpoint = options.Training.Save is string save && File.Exists(save) ? save : options.Training.Resume;
+        string how = checkpoint is null
+            ? ", from the start: no checkpoint written yet"
+            : $", resuming {checkpoint} (epoch {Checkpoints.Checkpoint.ReadMetadata(checkpoint).GetValueOrDefault(Checkpoints.NormalizationMetadata.EpochsKey, "?")})";
+        if (restarts.TryTake(deadName, dead.ExitCode, how) is not string name)
+        {
+            return null;
+        }
+        var again = checkpoint is null ? options : options with { Training = options.Training with { Resume = checkpoint, Init = null } };
+        return children.Start(name, ["server", .. ClusterFlags.ToArguments(again), "--threads", "1"]);
     }
 
     private static async Task<bool> WaitForServerAsync(ParameterClient client, System.Diagnostics.Process server, CancellationToken cancel)

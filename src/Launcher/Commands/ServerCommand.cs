@@ -94,9 +94,9 @@ internal static class ServerCommand
             await Task.Delay(100, CancellationToken.None).ConfigureAwait(false);
         }
         var status = StatusBuilder.Build(run);
-        if (options.Training.Metrics is not null)
+        if (options.Training.Metrics is string metrics)
         {
-            MetricsFile.Write(options.Training.Metrics, status, options, run.TimeToAccuracy, run.StartEpoch);
+            run.WriteMetrics(metrics);
         }
         output.WriteLine($"run {(stopped ? "stopped" : "finished")}: {status.Version:N0} updates, {status.Samples:N0} samples in {status.Seconds:F1} s ({status.ImagesPerSec:N0} images/s), {status.RejectedPushes} rejected, {status.DroppedLate} dropped late"
             + (status.UnauthenticatedCalls > 0 ? $", {status.UnauthenticatedCalls} call(s) refused for their cluster token" : "")

@@ -14,7 +14,7 @@ internal static class WorkerCommand
         var name = new Option<string?>("--name") { Description = "name shown in the server's status (default host:pid)" };
         var threads = new Option<int>("--threads") { Description = "compute threads (default: the server's --worker-threads)" };
         var slowdown = new Option<double>("--slowdown-ms") { Description = "extra wait per step, to emulate a slow machine" };
-        var connectTimeout = new Option<double>("--connect-timeout") { Description = "seconds to keep retrying an unreachable server", DefaultValueFactory = _ => new WorkerOptions().ConnectTimeoutSeconds };
+        var connectTimeout = new Option<double>("--connect-timeout") { Description = "seconds to keep retrying an unreachable or full server, at the start and when it went away mid-run (a server started again with --resume takes its workers back)", DefaultValueFactory = _ => new WorkerOptions().ConnectTimeoutSeconds };
         var tokenFile = CommonOptions.ClientTokenFile();
         var command = new Command("worker", "run one worker of a cluster") { server, name, threads, slowdown, connectTimeout, tokenFile };
         command.SetAction(async (parse, cancel) =>
