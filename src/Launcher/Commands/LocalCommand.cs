@@ -178,15 +178,26 @@ internal static class LocalCommand
     {
         string deadName = children.All.Last(c => c.Process == dead).Name;
         string? checkpoint = options.Training.Save is string save && File.Exists(save) ? save : options.Training.Resume;
-        string how = checkpoint is null
-            ? ", from the start: no checkpoint written yet"
-            : $", resuming {checkpoint} (epoch {Checkpoints.Checkpoint.ReadMetadata(checkpoint).GetValueOrDefault(Checkpoints.NormalizationMetadata.EpochsKey, "?")})";
+        string how = checkpoint is null ? ", from the start: no checkpoint written yet" : $", resuming {checkpoint} (epoch {EpochOf(checkpoint)})";
         if (restarts.TryTake(deadName, dead.ExitCode, how) is not string name)
         {
             return null;
         }
         var again = checkpoint is null ? options : options with { Training = options.Training with { Resume = checkpoint, Init = null } };
         return children.Start(name, ["server", .. ClusterFlags.ToArguments(again), "--threads", "1"]);
+    }
+
+    /// <summary>The epoch a checkpoint holds, as its metadata says, or "?" when it cannot be read (the restarted server then says why).</summary>
+    private static string EpochOf(string checkpoint)
+    {
+        try
+        {
+            return Checkpoints.Checkpoint.ReadMetadata(checkpoint).GetValueOrDefault(Checkpoints.NormalizationMetadata.EpochsKey, "?");
+        }
+        catch (Checkpoints.CheckpointException)
+        {
+            return "?";
+        }
     }
 
     private static async Task<bool> WaitForServerAsync(ParameterClient client, System.Diagnostics.Process server, CancellationToken cancel)
