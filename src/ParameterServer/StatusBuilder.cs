@@ -27,6 +27,8 @@ public static class StatusBuilder
             Samples = run.Recorder.Samples,
             ImagesPerSec = run.Recorder.Samples / Math.Max(1e-9, run.Recorder.Seconds),
             TimeToAccuracySeconds = run.TimeToAccuracy ?? 0,
+            TotalEpochs = run.Options.Training.Epochs,
+            StartEpoch = run.StartEpoch,
         };
         if (reply.Finished)
         {

@@ -167,6 +167,15 @@ public sealed partial class LocalClusterTests
     }
 
     [Fact]
+    public void AResumedRunsProgressCountsTheEpochsItsCheckpointHadDone()
+    {
+        Assert.Equal(0.25, ClusterView.Progress(new StatusReply { TotalSamples = 400, Samples = 100, TotalEpochs = 4 }));
+        // Resumed after epoch 2 of 4, halfway through what is left: three quarters of the run.
+        Assert.Equal(0.75, ClusterView.Progress(new StatusReply { TotalSamples = 200, Samples = 100, TotalEpochs = 4, StartEpoch = 2 }));
+        Assert.Equal(0.5, ClusterView.Progress(new StatusReply { TotalSamples = 200, Samples = 0, TotalEpochs = 4, StartEpoch = 2 }));
+    }
+
+    [Fact]
     public void TheStepPlotAveragesEachPointWithItsNeighbours()
     {
         Assert.Equal([1.5, 2, 3, 3.5], ScalingReport.MovingMean([1f, 2f, 3f, 4f], 3));

@@ -104,7 +104,7 @@ internal sealed class ClusterView(TextWriter output, ServerOptions options, bool
     /// </summary>
     public static Rows Render(StatusReply s, string workers, string ofRun = "")
     {
-        double progress = s.TotalSamples == 0 ? 0 : Math.Min(1, (double)s.Samples / s.TotalSamples);
+        double progress = Progress(s);
         var header = new Markup(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
             $"mode {s.Mode}  {workers}  global step {s.Version:N0}  {progress:P0}{ofRun}  {s.ImagesPerSec:N0} images/s  loss {s.LastLoss:F4}  {s.Seconds:F0} s")));
         var table = new Table().AddColumns("worker", "pushes", "images/s", "compute", "push", "pull", "waiting", "last arrival");
@@ -124,6 +124,16 @@ internal sealed class ClusterView(TextWriter output, ServerOptions options, bool
                 e.TestAccuracy.ToString("P2", CultureInfo.InvariantCulture), e.ImagesPerSec.ToString("N0", CultureInfo.InvariantCulture));
         }
         return new Rows(header, new ProgressBar { Value = progress * 100, MaxValue = 100, Width = 60 }, table, epochs);
+    }
+
+    /// <summary>
+    /// How far the run is, from 0 to 1: over all its epochs, so that a resumed run starts where its
+    /// checkpoint left off rather than at 0.
+    /// </summary>
+    public static double Progress(StatusReply s)
+    {
+        double part = s.TotalSamples == 0 ? 0 : Math.Min(1, (double)s.Samples / s.TotalSamples);
+        return s.TotalEpochs > 0 && s.StartEpoch > 0 ? (s.StartEpoch + part * (s.TotalEpochs - s.StartEpoch)) / s.TotalEpochs : part;
     }
 
     /// <summary>Updates, samples, time and rate, the staleness histogram and the pushes dropped or refused.</summary>
