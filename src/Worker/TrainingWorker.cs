@@ -143,8 +143,8 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
                 : Augmentation.Parse(settings.Augment, data.Train.Channels, data.Train.Height, data.Train.Width, data.Normalization.Background),
         };
         var gradientBytes = FloatBytes.AsBytes(model.Gradients);
-        logger.LogInformation("worker {Id}/{Count}: {Mode}, model {Params:N0} parameters, shard {Shard} of {Shards} ({Samples:N0} samples), batch {Batch}, {Threads} thread(s), compute {Compute}",
-            join.WorkerId, join.WorkerCount, settings.Mode, model.ParameterCount, join.ShardIndex, join.ShardCount, batches.SampleCount, settings.Batch, threads, settings.Compute);
+        logger.LogInformation("worker {Id} ({Place}): {Mode}, model {Params:N0} parameters, shard {Shard} of {Shards} ({Samples:N0} samples), batch {Batch}, {Threads} thread(s), compute {Compute}",
+            join.WorkerId, join.Replacement ? "in the place of a worker that left" : $"{join.WorkerId + 1} of {join.WorkerCount}", settings.Mode, model.ParameterCount, join.ShardIndex, join.ShardCount, batches.SampleCount, settings.Batch, threads, settings.Compute);
 
         var chunks = ChunkLayout.ForTensors(model.NamedParameters, model.ParameterCount, join.ChunkFloats);
         await using var exchange = client.OpenExchange(chunks, cancel, Math.Max(1, settings.PushLanes));
