@@ -235,13 +235,7 @@ public sealed partial class LocalClusterTests
         Directory.CreateDirectory(scratch.File("logs"));
         string token = Cluster.Wire.ClusterToken.Generate();
         using var children = new ChildProcesses(scratch.File("logs"), new Dictionary<string, string> { [Cluster.Wire.ClusterToken.EnvironmentVariable] = token });
-        string p = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
-        string address = $"http://127.0.0.1:{p}";
-        var server = children.Start("server", ["server", "--host", "127.0.0.1", "--port", p, "--workers", "1", "--model", "mlp", "--epochs", "1", "--data", "embedded"]);
-        using (var member = new Cluster.Worker.ParameterClient(address, token: token))
-        {
-            await WaitUntilListeningAsync(member, server);
-        }
+        var (server, address) = await StartServerAsync(children, "server", ["--workers", "1", "--model", "mlp", "--epochs", "1", "--data", "embedded"], token);
         // Both workers inherit the server's token from the environment; --token-file takes
         // precedence over it: another token for the stranger, the same one for the member.
         string wrong = scratch.File("wrong-token");
@@ -346,13 +340,7 @@ public sealed partial class LocalClusterTests
         using var scratch = new ScratchDirectory();
         Directory.CreateDirectory(scratch.File("logs"));
         using var children = new ChildProcesses(scratch.File("logs"), new Dictionary<string, string>());
-        string p = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
-        string address = $"http://127.0.0.1:{p}";
-        var server = children.Start("server", ["server", "--host", "127.0.0.1", "--port", p, "--workers", "2", "--model", "mlp", "--epochs", "10", "--data", "embedded", "--worker-timeout", "2"]);
-        using (var client = new Cluster.Worker.ParameterClient(address))
-        {
-            await WaitUntilListeningAsync(client, server);
-        }
+        var (server, address) = await StartServerAsync(children, "server", ["--workers", "2", "--model", "mlp", "--epochs", "10", "--data", "embedded", "--worker-timeout", "2"]);
         var steady = children.Start("steady", ["worker", "--server", address, "--name", "steady"]);
         var paused = children.Start("paused", ["worker", "--server", address, "--name", "paused"]);
         var clock = Stopwatch.StartNew();
@@ -442,11 +430,7 @@ public sealed partial class LocalClusterTests
         Directory.CreateDirectory(scratch.File("logs"));
         string checkpoint = scratch.File("model.safetensors");
         using var children = new ChildProcesses(scratch.File("logs"), new Dictionary<string, string>());
-        string p = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
-        string address = $"http://127.0.0.1:{p}";
-        var server = children.Start("server", ["server", "--host", "127.0.0.1", "--port", p, "--workers", "1", "--model", "mlp", "--epochs", "100", "--data", "embedded", "--save", checkpoint]);
-        using var client = new Cluster.Worker.ParameterClient(address);
-        await WaitUntilListeningAsync(client, server);
+        var (server, address) = await StartServerAsync(children, "server", ["--workers", "1", "--model", "mlp", "--epochs", "100", "--data", "embedded", "--save", checkpoint]);
         children.Start("worker", ["worker", "--server", address]);
 
         // Once an epoch has been evaluated and written, the server is killed mid-run.
@@ -469,13 +453,8 @@ public sealed partial class LocalClusterTests
 
         // And the run goes on from it: a new server resumes after that epoch and trains the next.
         string next = (epoch + 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        string p2 = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
-        var resumed = children.Start("resumed", ["server", "--host", "127.0.0.1", "--port", p2, "--workers", "1", "--model", "mlp", "--epochs", next, "--data", "embedded", "--resume", checkpoint, "--save", checkpoint]);
-        using (var again = new Cluster.Worker.ParameterClient($"http://127.0.0.1:{p2}"))
-        {
-            await WaitUntilListeningAsync(again, resumed);
-        }
-        children.Start("worker-again", ["worker", "--server", $"http://127.0.0.1:{p2}"]);
+        var (resumed, again) = await StartServerAsync(children, "resumed", ["--workers", "1", "--model", "mlp", "--epochs", next, "--data", "embedded", "--resume", checkpoint, "--save", checkpoint]);
+        children.Start("worker-again", ["worker", "--server", again]);
         Assert.True(resumed.WaitForExit(TimeSpan.FromMinutes(2)), "the resumed server still runs 2 minutes after it started");
         resumed.WaitForExit();
         string log = children.Tail("resumed", 40);
@@ -490,13 +469,7 @@ public sealed partial class LocalClusterTests
         using var scratch = new ScratchDirectory();
         Directory.CreateDirectory(scratch.File("logs"));
         using var children = new ChildProcesses(scratch.File("logs"), new Dictionary<string, string>());
-        string p = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
-        string address = $"http://127.0.0.1:{p}";
-        var server = children.Start("server", ["server", "--host", "127.0.0.1", "--port", p, "--workers", "1", "--model", "mlp", "--epochs", "1", "--data", "embedded"]);
-        using (var client = new Cluster.Worker.ParameterClient(address))
-        {
-            await WaitUntilListeningAsync(client, server);
-        }
+        var (server, address) = await StartServerAsync(children, "server", ["--workers", "1", "--model", "mlp", "--epochs", "1", "--data", "embedded"]);
 
         var (code, output, error) = CliRunner.Run("status", "--server", address);
         Assert.True(code == 0, error);
@@ -519,6 +492,17 @@ public sealed partial class LocalClusterTests
         using var probe = new TcpListener(IPAddress.Loopback, 0);
         probe.Start();
         return ((IPEndPoint)probe.LocalEndpoint).Port;
+    }
+
+    /// <summary>Starts <c>cluster server ARGS</c> on a free loopback port and waits until it answers; returns the process and its address.</summary>
+    private static async Task<(Process Server, string Address)> StartServerAsync(ChildProcesses children, string name, string[] args, string? token = null)
+    {
+        string port = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        string address = $"http://127.0.0.1:{port}";
+        var server = children.Start(name, ["server", "--host", "127.0.0.1", "--port", port, .. args]);
+        using var client = new Cluster.Worker.ParameterClient(address, token: token);
+        await WaitUntilListeningAsync(client, server);
+        return (server, address);
     }
 
     private static async Task WaitUntilListeningAsync(Cluster.Worker.ParameterClient client, Process server)

@@ -26,7 +26,7 @@ public sealed class StreamingSyncTests
         return (store, pool, rule);
     }
 
-    private static float[] RandomGradient(int size, ulong seed)
+    internal static float[] RandomGradient(int size, ulong seed)
     {
         var random = new Tensors.SeededRandom(seed);
         var g = new float[size];

@@ -42,9 +42,9 @@ public sealed class WorkerReplacementTests
         var (store, rule, initial) = Create(streaming: true, workers: 2, backupWorkers: 0);
         int chunks = store.ChunkCount;
         rule.WorkerLeft(1);
-        var g0 = RandomGradient(store.Size, 1);
-        var g1 = RandomGradient(store.Size, 2);
-        var g2 = RandomGradient(store.Size, 3);
+        var g0 = StreamingSyncTests.RandomGradient(store.Size, 1);
+        var g1 = StreamingSyncTests.RandomGradient(store.Size, 2);
+        var g2 = StreamingSyncTests.RandomGradient(store.Size, 3);
 
         // Step 1 is under way with worker 0 alone when worker 2 joins in worker 1's place.
         var push = rule.Open(0, 0, 0, (float[])g0.Clone(), 0.5f, 64, out _)!;
@@ -90,12 +90,12 @@ public sealed class WorkerReplacementTests
         var snapshot = await rule.AcquireForPullAsync(2, 0, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5));
         Assert.Equal(0, snapshot.Version);
         snapshot.Release();
-        Assert.Equal(PushOutcome.Queued, rule.Submit(new Gradient(0, 0, 0, RandomGradient(store.Size, 1), 0.5f, 64)));
-        Assert.Equal(PushOutcome.Applied, rule.Submit(new Gradient(2, 0, 0, RandomGradient(store.Size, 2), 0.5f, 64)));
+        Assert.Equal(PushOutcome.Queued, rule.Submit(new Gradient(0, 0, 0, StreamingSyncTests.RandomGradient(store.Size, 1), 0.5f, 64)));
+        Assert.Equal(PushOutcome.Applied, rule.Submit(new Gradient(2, 0, 0, StreamingSyncTests.RandomGradient(store.Size, 2), 0.5f, 64)));
 
         // Worker 3 joins during step 2 in worker 2's place and is gone before step 3: step 2 needs worker 0 alone.
         rule.WorkerLeft(2);
-        var push = rule.Open(0, 1, 1, RandomGradient(store.Size, 3), 0.5f, 64, out _)!;
+        var push = rule.Open(0, 1, 1, StreamingSyncTests.RandomGradient(store.Size, 3), 0.5f, 64, out _)!;
         rule.ChunkArrived(push, store.ChunkCount - 1);
         rule.WorkerJoined(3);
         rule.WorkerLeft(3);
@@ -105,7 +105,7 @@ public sealed class WorkerReplacementTests
         }
         rule.Close(push);
         Assert.Equal(2, store.Version);
-        Assert.Equal(PushOutcome.Applied, rule.Submit(new Gradient(0, 2, 2, RandomGradient(store.Size, 4), 0.5f, 64)));
+        Assert.Equal(PushOutcome.Applied, rule.Submit(new Gradient(0, 2, 2, StreamingSyncTests.RandomGradient(store.Size, 4), 0.5f, 64)));
         Assert.Equal(3, store.Version);
     }
 
@@ -116,15 +116,15 @@ public sealed class WorkerReplacementTests
         var (store, rule, _) = Create(streaming: false, workers: 2, backupWorkers: 1);
         rule.WorkerLeft(2);
         // Two of three left: a step still needs two gradients.
-        Assert.Equal(PushOutcome.Queued, rule.Submit(new Gradient(0, 0, 0, RandomGradient(store.Size, 1), 0.5f, 64)));
-        Assert.Equal(PushOutcome.Applied, rule.Submit(new Gradient(1, 0, 0, RandomGradient(store.Size, 2), 0.5f, 64)));
+        Assert.Equal(PushOutcome.Queued, rule.Submit(new Gradient(0, 0, 0, StreamingSyncTests.RandomGradient(store.Size, 1), 0.5f, 64)));
+        Assert.Equal(PushOutcome.Applied, rule.Submit(new Gradient(1, 0, 0, StreamingSyncTests.RandomGradient(store.Size, 2), 0.5f, 64)));
         // One of two left: then it needs one.
         rule.WorkerLeft(1);
-        Assert.Equal(PushOutcome.Applied, rule.Submit(new Gradient(0, 1, 1, RandomGradient(store.Size, 3), 0.5f, 64)));
+        Assert.Equal(PushOutcome.Applied, rule.Submit(new Gradient(0, 1, 1, StreamingSyncTests.RandomGradient(store.Size, 3), 0.5f, 64)));
         // A replacement joins between steps: two again.
         rule.WorkerJoined(3);
-        Assert.Equal(PushOutcome.Queued, rule.Submit(new Gradient(3, 0, 2, RandomGradient(store.Size, 4), 0.5f, 64)));
-        Assert.Equal(PushOutcome.Applied, rule.Submit(new Gradient(0, 2, 2, RandomGradient(store.Size, 5), 0.5f, 64)));
+        Assert.Equal(PushOutcome.Queued, rule.Submit(new Gradient(3, 0, 2, StreamingSyncTests.RandomGradient(store.Size, 4), 0.5f, 64)));
+        Assert.Equal(PushOutcome.Applied, rule.Submit(new Gradient(0, 2, 2, StreamingSyncTests.RandomGradient(store.Size, 5), 0.5f, 64)));
         Assert.Equal(3, store.Version);
     }
 
@@ -140,16 +140,5 @@ public sealed class WorkerReplacementTests
             ? new StreamingSyncRule(workers, store, pool, new RunRecorder())
             : new SyncRule(workers, backupWorkers, store, pool, new RunRecorder());
         return (store, rule, (float[])model.Parameters.Clone());
-    }
-
-    private static float[] RandomGradient(int size, ulong seed)
-    {
-        var random = new Tensors.SeededRandom(seed);
-        var g = new float[size];
-        foreach (ref float v in g.AsSpan())
-        {
-            v = random.NextGaussian() * 0.1f;
-        }
-        return g;
     }
 }
