@@ -31,8 +31,8 @@ public sealed class WorkerOutcome
 public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcome outcome, IHostApplicationLifetime lifetime, ILogger<TrainingWorker> logger)
     : BackgroundService
 {
-    /// <summary>Times a worker the server let go joins again before it gives up.</summary>
-    private const int MaxRejoins = 3;
+    /// <summary>Times a worker joins again (let go by its server, or its server started again) before it gives up.</summary>
+    private const int MaxRejoins = 20;
 
     private readonly WorkerOptions _options = options.Value;
     private readonly TimeSplitClock _clock = new();

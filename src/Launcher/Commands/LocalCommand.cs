@@ -141,14 +141,22 @@ internal static class LocalCommand
             await watching.CancelAsync().ConfigureAwait(false);
             await watch.ConfigureAwait(false);
         }
-        bool exited = await children.WaitAllAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+        // NOTE: workers whose server died wait --connect-timeout for it to come back; when it will
+        // not (no restart left), there is nothing to wait for: they are stopped with the launcher.
+        bool serverLost = Crashed(server);
+        bool exited = await children.WaitAllAsync(TimeSpan.FromSeconds(serverLost ? 1 : 30)).ConfigureAwait(false);
         foreach (var (dead, next) in restarts.ReplacedBy)
         {
             output.WriteLine($"{dead} died and {next} took its place; {dead}'s log ends:");
             output.WriteLine(children.Tail(dead, 3));
         }
-        // A worker that died and was replaced does not fail the run: its replacement carried on.
-        var failed = children.All.Where(c => (!c.Process.HasExited || c.Process.ExitCode != 0) && !restarts.ReplacedBy.ContainsKey(c.Name)).ToList();
+        // A process that died and was replaced does not fail the run: its replacement carried on.
+        var failed = children.All.Where(c => (!c.Process.HasExited || c.Process.ExitCode != 0) && !restarts.ReplacedBy.ContainsKey(c.Name)
+            && !(serverLost && !c.Process.HasExited)).ToList();
+        if (serverLost)
+        {
+            output.WriteLine("the parameter server died and was not started again (see --max-restarts); its workers are stopped");
+        }
         foreach (var (name, process) in failed)
         {
             output.WriteLine($"{name} {(process.HasExited ? $"exited with code {process.ExitCode}" : "did not exit and was stopped")}; its log ends:");
