@@ -11,12 +11,14 @@ public sealed class AsynchronousRuleTests(ITestOutputHelper output)
     private static readonly OptimizerOptions Adam = new() { Name = "adam", LearningRate = 1e-3f };
 
     [Theory]
-    [InlineData("async", 3, 5)]
-    [InlineData("ssp:2", 4, 5)]
+    [InlineData("async", 3, 8)]
+    [InlineData("ssp:2", 4, 8)]
     public async Task TrainsTheEmbeddedSubsetToEightyPercent(string mode, int workers, int epochs)
     {
         // NOTE: a smaller step than the single-process default: stale gradients overshoot at 1e-3.
-        var cluster = new InProcessCluster("mlp", mode, workers, 0, Adam with { LearningRate = 5e-4f });
+        // At 5e-4 for 5 epochs the last weights scored 79.7–85 % from run to run (the arrival
+        // order is the machine's); at 3e-4 for 8 epochs, 84.5–86.4 % in ten runs.
+        var cluster = new InProcessCluster("mlp", mode, workers, 0, Adam with { LearningRate = 3e-4f });
         long total = epochs * (long)InProcessCluster.Data.Train.Count;
 
         await cluster.RunAsync(total, InProcessCluster.RealCompute, TimeSpan.FromSeconds(120));
