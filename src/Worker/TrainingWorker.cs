@@ -53,6 +53,13 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
                 {
                     logger.LogWarning("{Why}: joining again", why);
                 }
+                catch (RpcException e) when (rejoins > 0 && e.StatusCode == StatusCode.FailedPrecondition)
+                {
+                    // The run ended while this worker was away: its part is done.
+                    logger.LogInformation("the run ended while this worker was away ({Detail})", e.Status.Detail);
+                    outcome.ExitCode = 0;
+                    break;
+                }
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
