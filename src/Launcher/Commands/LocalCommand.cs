@@ -23,7 +23,7 @@ internal static class LocalCommand
         var port = new Option<int>("--port") { Description = "server port on 127.0.0.1 (0: any free port)", DefaultValueFactory = _ => 0 };
         var slow = new Option<string[]>("--slow-worker") { Description = "RANK:MS — make worker RANK wait MS extra per step (a straggler)", AllowMultipleArgumentsPerToken = true };
         var logs = new Option<string?>("--log-dir") { Description = "where each process's log goes (default: a new temporary directory)" };
-        var restarts = new Option<int>("--max-restarts") { Description = "start a worker process that dies again, up to this many times in all; it joins in the dead one's place", DefaultValueFactory = _ => 0 };
+        var restarts = new Option<int>("--max-restarts") { Description = "start a process of the cluster that dies again, up to this many times in all: a worker joins in the dead one's place, a server resumes from its --save checkpoint", DefaultValueFactory = _ => 0 };
         var command = new Command("local", "run a parameter server and N workers as processes on this machine") { port, slow, logs, restarts };
         flags.AddTo(command);
         command.SetAction(async (parse, cancel) =>
