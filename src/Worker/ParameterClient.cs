@@ -267,8 +267,9 @@ public sealed class ExchangeSession : IAsyncDisposable
 
     /// <summary>
     /// Writes one request on the first stream. When the server has already ended the stream (it
-    /// refused a push), the write fails with a bare cancellation; the server's own status is read
-    /// and thrown instead.
+    /// refused a push), the write fails with a bare cancellation, or, when the HTTP/2 stream was
+    /// closed under the write, with the HTTP client's own exception; the server's own status is
+    /// read and thrown instead.
     /// </summary>
     private async Task WriteAsync(ExchangeRequest request, CancellationToken cancel)
     {
@@ -276,7 +277,7 @@ public sealed class ExchangeSession : IAsyncDisposable
         {
             await call.RequestStream.WriteAsync(request, cancel).ConfigureAwait(false);
         }
-        catch (RpcException) when (!cancel.IsCancellationRequested)
+        catch (Exception e) when (EndedUnderTheWrite(e) && !cancel.IsCancellationRequested)
         {
             if (_reading is { IsCompleted: false })
             {
@@ -296,12 +297,15 @@ public sealed class ExchangeSession : IAsyncDisposable
         {
             await _lanes[lane].RequestStream.WriteAsync(request, cancel).ConfigureAwait(false);
         }
-        catch (RpcException) when (!cancel.IsCancellationRequested)
+        catch (Exception e) when (EndedUnderTheWrite(e) && !cancel.IsCancellationRequested)
         {
             await DrainAsync(_lanes[lane], cancel).ConfigureAwait(false);
             throw;
         }
     }
+
+    /// <summary>How a write fails when the server ended the call first: gRPC's cancellation, or the HTTP/2 stream closed under it.</summary>
+    private static bool EndedUnderTheWrite(Exception e) => e is RpcException or HttpRequestException or IOException;
 
     /// <summary>Reads a stream's response to its end, so that the server's status, if it ended the call, is thrown.</summary>
     private static async Task DrainAsync(AsyncDuplexStreamingCall<ExchangeRequest, ReceivedWeightChunk> lane, CancellationToken cancel)
@@ -370,7 +374,7 @@ public sealed class ExchangeSession : IAsyncDisposable
                     await DrainAsync(_lanes[lane], bounded.Token).ConfigureAwait(false);
                 }
             }
-            catch (Exception e) when (e is RpcException or OperationCanceledException or InvalidDataException or TimeoutException)
+            catch (Exception e) when (e is RpcException or OperationCanceledException or IOException or HttpRequestException or TimeoutException)
             {
                 // The server may have ended the run and the stream already.
             }
