@@ -374,7 +374,7 @@ public sealed class ExchangeSession : IAsyncDisposable
                     await DrainAsync(_lanes[lane], bounded.Token).ConfigureAwait(false);
                 }
             }
-            catch (Exception e) when (e is RpcException or OperationCanceledException or IOException or HttpRequestException or TimeoutException)
+            catch (Exception e) when (e is RpcException or OperationCanceledException or InvalidDataException or IOException or HttpRequestException or TimeoutException)
             {
                 // The server may have ended the run and the stream already.
             }

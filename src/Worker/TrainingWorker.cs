@@ -66,10 +66,10 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
         {
             outcome.ExitCode = 130;
         }
-        catch (Exception e) when (e is RpcException or IOException or HttpRequestException)
+        catch (Exception e) when (e is RpcException or IOException or InvalidDataException or HttpRequestException)
         {
-            // NOTE: IOException covers InvalidDataException and HttpIOException, which a stream cut
-            // off mid-read (the server gone) raises past gRPC's own status in a background read.
+            // NOTE: a stream cut off mid-read (the server gone) raises InvalidDataException (a pull
+            // that ended short) or HttpIOException past gRPC's own status in a background read.
             logger.LogError("worker stopped: {Message}", e switch
             {
                 RpcException r => $"{r.StatusCode}: {r.Status.Detail}",
@@ -117,7 +117,7 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
     {
         RpcException { StatusCode: StatusCode.NotFound } r => $"the parameter server has let this worker go ({r.Status.Detail})",
         RpcException { StatusCode: StatusCode.Unavailable or StatusCode.Internal or StatusCode.Unknown } r => $"lost the parameter server at {_options.Server} ({r.StatusCode}: {r.Status.Detail}); waiting for it to come back",
-        IOException or HttpRequestException => $"lost the parameter server at {_options.Server} ({e.Message}); waiting for it to come back",
+        IOException or InvalidDataException or HttpRequestException => $"lost the parameter server at {_options.Server} ({e.Message}); waiting for it to come back",
         _ => null,
     };
 
