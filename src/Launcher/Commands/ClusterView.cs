@@ -63,6 +63,12 @@ internal sealed class ClusterView(TextWriter output, ServerOptions options, bool
             {
                 // The server is shutting down.
             }
+            catch (RpcException e) when (cancel.IsCancellationRequested)
+            {
+                // NOTE: gRPC reports a call cancelled under it (Ctrl+C during a poll) as an RpcException;
+                // the caller stops on cancellation.
+                throw new OperationCanceledException("stopped while asking the server for its status", e, cancel);
+            }
             if (status is not null)
             {
                 yield return status;

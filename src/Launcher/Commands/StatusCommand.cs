@@ -32,9 +32,10 @@ internal static class StatusCommand
             {
                 return parse.GetValue(watch) ? await WatchAsync(client, address, output, error, cancel).ConfigureAwait(false) : await ShowAsync(client, output, cancel).ConfigureAwait(false);
             }
-            catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+            catch (Exception e) when (cancel.IsCancellationRequested && e is OperationCanceledException or RpcException)
             {
-                // Ctrl+C while watching: the run goes on; only the view stops.
+                // Ctrl+C while watching: the run goes on; only the view stops. (gRPC reports a call
+                // cancelled under it as an RpcException.)
                 return 130;
             }
             catch (RpcException e) when (!cancel.IsCancellationRequested)
