@@ -167,6 +167,19 @@ public sealed partial class LocalClusterTests
     }
 
     [Fact]
+    public async Task StoppingTheViewDuringAStatusCallIsACancellationNotAFailure()
+    {
+        // A server that accepts the connection and never answers: the status call is in flight when Ctrl+C comes.
+        using var silent = new TcpListener(IPAddress.Loopback, 0);
+        silent.Start();
+        using var client = new Cluster.Worker.ParameterClient($"http://127.0.0.1:{((IPEndPoint)silent.LocalEndpoint).Port}");
+        var view = new ClusterView(TextWriter.Null, new ServerOptions(), live: false, quiet: true);
+        using var stop = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => view.FollowAsync(client, Process.GetCurrentProcess(), stop.Token).WaitAsync(TimeSpan.FromSeconds(30)));
+    }
+
+    [Fact]
     public void AResumedRunsProgressCountsTheEpochsItsCheckpointHadDone()
     {
         Assert.Equal(0.25, ClusterView.Progress(new StatusReply { TotalSamples = 400, Samples = 100, TotalEpochs = 4 }));
