@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Net;
 using Cluster.Data;
 using Microsoft.AspNetCore.Builder;
@@ -5,9 +6,12 @@ using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
 
 namespace Cluster.ParameterServer;
 
@@ -44,6 +48,11 @@ public static class ParameterServerHost
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.Listen(IPAddress.Parse(options.Host), options.Port, listen => listen.Protocols = HttpProtocols.Http2);
+            if (options.PrometheusPort is int metricsPort)
+            {
+                // Prometheus scrapes over HTTP/1.1; the gRPC endpoint speaks HTTP/2 only.
+                kestrel.Listen(IPAddress.Parse(options.Host), metricsPort, listen => listen.Protocols = HttpProtocols.Http1);
+            }
             kestrel.Limits.Http2.InitialStreamWindowSize = StreamWindowBytes;
             kestrel.Limits.Http2.InitialConnectionWindowSize = ConnectionWindowBytes;
             kestrel.Limits.Http2.MaxFrameSize = 1024 * 1024 - 1;
@@ -64,17 +73,36 @@ public static class ParameterServerHost
         ParameterServerMethods.Register(builder.Services);
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(data);
-        builder.Services.AddSingleton(sp => new TrainingCoordinator(options, data, sp.GetRequiredService<ILoggerFactory>().CreateLogger("cluster.server")));
+        if (options.PrometheusPort is not null)
+        {
+            builder.Services.AddOpenTelemetry()
+                .ConfigureResource(resource => resource.AddService("cluster-server"))
+                .WithMetrics(metrics => metrics
+                .AddMeter(ServerMetrics.MeterName)
+                .AddRuntimeInstrumentation()
+                .AddPrometheusExporter());
+        }
+        builder.Services.AddSingleton(sp => new TrainingCoordinator(options, data, sp.GetRequiredService<ILoggerFactory>().CreateLogger("cluster.server"),
+            options.PrometheusPort is null ? null : sp.GetRequiredService<IMeterFactory>().Create(ServerMetrics.MeterName)));
         builder.Services.AddHostedService<LivenessMonitor>();
         var app = builder.Build();
         app.MapGrpcService<ParameterServerService>();
+        if (options.PrometheusPort is not null)
+        {
+            // Only over HTTP/1.1, that is on the metrics port: the gRPC port serves gRPC alone.
+            app.UseOpenTelemetryPrometheusScrapingEndpoint(context => context.Request.Path == "/metrics" && HttpProtocol.IsHttp11(context.Request.Protocol));
+        }
         return app;
     }
 
-    /// <summary>The address the started server listens on (with the port filled in when 0 was asked).</summary>
-    public static string ListeningAddress(WebApplication app)
-    {
-        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>();
-        return addresses?.Addresses.FirstOrDefault() ?? "";
-    }
+    /// <summary>The address the started server listens on for gRPC (with the port filled in when 0 was asked).</summary>
+    public static string ListeningAddress(WebApplication app) => Addresses(app).FirstOrDefault() ?? "";
+
+    /// <summary>Where the started server serves its Prometheus metrics, or null without <see cref="ServerOptions.PrometheusPort"/>.</summary>
+    public static string? MetricsAddress(WebApplication app) =>
+        app.Services.GetRequiredService<ServerOptions>().PrometheusPort is null ? null : Addresses(app).Skip(1).FirstOrDefault() + "/metrics";
+
+    /// <summary>The endpoints in the order they were bound: gRPC first, then metrics.</summary>
+    private static IEnumerable<string> Addresses(WebApplication app) =>
+        app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using Cluster.Wire;
 
 namespace Cluster.ParameterServer;
@@ -22,6 +23,17 @@ public sealed class RunRecorder
     private double _stepMsSum;
     private long _stepCount;
     private long _samples;
+    private readonly Histogram<double>? _stepSeconds;
+    private readonly Histogram<long>? _stalenessVersions;
+
+    /// <summary>A recorder; with a <paramref name="meter"/>, step times and staleness are also recorded as its histograms.</summary>
+    public RunRecorder(Meter? meter = null)
+    {
+        _stepSeconds = meter?.CreateHistogram("cluster.step.duration", "s", "time from one update of the weights to the next",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1, 2, 5, 10] });
+        _stalenessVersions = meter?.CreateHistogram("cluster.gradient.staleness", "{version}", "versions the weights moved on between a gradient's pull and its application",
+            advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = [0, 1, 2, 3, 4, 6, 8, 12, 16, 32, 64] });
+    }
 
     /// <summary>Seconds since the run started.</summary>
     public double Seconds => _clock.Elapsed.TotalSeconds;
@@ -83,6 +95,7 @@ public sealed class RunRecorder
                 _stepMsSum += now - _lastApplyMs;
                 _stepCount++;
                 _stepMs.Add(now - _lastApplyMs);
+                _stepSeconds?.Record((now - _lastApplyMs) / 1000);
             }
             _lastApplyMs = now;
             foreach (long s in staleness)
@@ -92,6 +105,7 @@ public sealed class RunRecorder
                     _staleness.Add(0);
                 }
                 _staleness[(int)s]++;
+                _stalenessVersions?.Record(s);
             }
             _samples += samples;
             LastLoss = loss;

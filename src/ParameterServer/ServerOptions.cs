@@ -63,6 +63,12 @@ public sealed record ServerOptions
     /// <summary>A worker not heard from for this long (no pull, push or heartbeat) is treated as gone, in seconds. Default 10.</summary>
     public double WorkerTimeoutSeconds { get; init; } = 10;
 
+    /// <summary>
+    /// Port on which the server also serves its metrics for Prometheus (HTTP/1.1, <c>/metrics</c>,
+    /// on <see cref="Host"/>), or null for none. 0 picks a free one.
+    /// </summary>
+    public int? PrometheusPort { get; init; }
+
     /// <summary>Total workers expected: N + b.</summary>
     public int ExpectedWorkers => Workers + BackupWorkers;
 
@@ -100,6 +106,10 @@ public sealed record ServerOptions
         if (Port < 0 || Port > 65535)
         {
             throw new InvalidOptionException($"--port {Port} is not allowed: use 0 to 65535");
+        }
+        if (PrometheusPort is int metricsPort && (metricsPort < 0 || metricsPort > 65535 || (metricsPort == Port && Port != 0)))
+        {
+            throw new InvalidOptionException($"--prometheus-port {metricsPort} is not allowed: use 0 to 65535, other than --port {Port}");
         }
         if (ChunkFloats < 1024 || ChunkFloats > 1 << 22)
         {

@@ -29,6 +29,7 @@ public static class StatusBuilder
             TimeToAccuracySeconds = run.TimeToAccuracy ?? 0,
             TotalEpochs = run.Options.Training.Epochs,
             StartEpoch = run.StartEpoch,
+            StartStep = run.StartStep,
         };
         if (reply.Finished)
         {

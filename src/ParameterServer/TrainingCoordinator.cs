@@ -42,7 +42,8 @@ public sealed class TrainingCoordinator : IDisposable
     private long _epochSamples;
 
     /// <summary>Builds the run from validated options and the data every worker will also read.</summary>
-    public TrainingCoordinator(ServerOptions options, FashionMnist data, ILogger logger)
+    /// <remarks>With a <paramref name="meter"/>, the run is also published as metrics (<see cref="ServerMetrics"/>).</remarks>
+    public TrainingCoordinator(ServerOptions options, FashionMnist data, ILogger logger, System.Diagnostics.Metrics.Meter? meter = null)
     {
         Options = options;
         _logger = logger;
@@ -55,6 +56,7 @@ public sealed class TrainingCoordinator : IDisposable
         {
             optimizer.RestoreState(resumed.Optimizer);
             StartEpoch = resumed.EpochsDone;
+            StartStep = resumed.Optimizer.Steps;
         }
         Store = new ParameterStore(model.Parameters, optimizer, ChunkLayout.ForTensors(model.NamedParameters, model.ParameterCount, options.ChunkFloats))
         {
@@ -68,7 +70,7 @@ public sealed class TrainingCoordinator : IDisposable
         _epochsDone = StartEpoch;
         Store.Optimizer.LearningRate = _schedule.RateAt(StartEpoch, _baseRate);
         Pool = new GradientPool(Store.Size);
-        Recorder = new RunRecorder();
+        Recorder = new RunRecorder(meter);
         Membership = new Membership(options.ExpectedWorkers);
         Rule = ConsistencyRule.Create(options.Mode, options.Workers, options.BackupWorkers, Store, Pool, Recorder);
         Rule.Applied += OnApplied;
@@ -80,6 +82,10 @@ public sealed class TrainingCoordinator : IDisposable
         _normalization = data.Normalization;
         TrainCount = data.Train.Count;
         _samplesPerEpoch = data.Train.Count;
+        if (meter is not null)
+        {
+            ServerMetrics.Observe(meter, this);
+        }
     }
 
     /// <summary>
@@ -130,6 +136,9 @@ public sealed class TrainingCoordinator : IDisposable
 
     /// <summary>Epochs done before this run started: those of the checkpoint it resumed, else 0.</summary>
     public int StartEpoch { get; }
+
+    /// <summary>Updates applied before this server started: the resumed checkpoint's optimizer steps, 0 for a new run. The store's version counts from 0 again.</summary>
+    public long StartStep { get; }
 
     /// <summary>Samples this run applies before it ends: the epochs from <see cref="StartEpoch"/> to the last.</summary>
     public long TotalSamples => _samplesPerEpoch * (Options.Training.Epochs - StartEpoch);

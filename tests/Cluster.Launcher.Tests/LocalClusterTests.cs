@@ -1,7 +1,9 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Cluster.Checkpoints;
 using Cluster.Data;
 using Cluster.Launcher.Commands;
@@ -412,6 +414,12 @@ public sealed partial class LocalClusterTests
         // and the weights are those of the run nothing happened to: the same steps, bit for bit.
         Assert.Equal([1, 2, 3, 4, 5, 6, 7, 8], File.ReadAllLines(metrics).Select(line => JsonDocument.Parse(line).RootElement.GetProperty("epoch").GetInt32()));
         Assert.Equal(Checkpoint.Load(scratch.File("straight.safetensors")).Model.Parameters, Checkpoint.Load(checkpoint).Model.Parameters);
+        // The global step goes on across the restart: the new server's updates after the old one's.
+        long straightUpdates = long.Parse(Regex.Match(children.Tail("straight", 60), "cluster finished: ([0-9,]+) updates,").Groups[1].Value, NumberStyles.AllowThousands, CultureInfo.InvariantCulture);
+        var resumed = Regex.Match(log, "cluster finished: ([0-9,]+) updates after resuming at global step ([0-9,]+),");
+        Assert.True(resumed.Success, log);
+        Assert.Equal(straightUpdates, long.Parse(resumed.Groups[1].Value, NumberStyles.AllowThousands, CultureInfo.InvariantCulture)
+            + long.Parse(resumed.Groups[2].Value, NumberStyles.AllowThousands, CultureInfo.InvariantCulture));
     }
 
     /// <summary>A process's command line, its arguments separated by NUL as /proc gives them.</summary>
@@ -548,6 +556,7 @@ public sealed partial class LocalClusterTests
     [InlineData("--resume", "/no/such/dir/model.safetensors", "--resume: checkpoint '/no/such/dir/model.safetensors' does not exist")]
     [InlineData("--max-restarts", "-1", "--max-restarts -1")]
     [InlineData("--worker-timeout", "1", "--worker-timeout 1")]
+    [InlineData("--prometheus-port", "70000", "--prometheus-port 70000")]
     public void LocalRejectsBadFlagsBeforeStartingAnything(string flag, string value, string named)
     {
         var (code, output, error) = CliRunner.Run("local", flag, value, "--data", "embedded");
@@ -578,6 +587,18 @@ public sealed partial class LocalClusterTests
         Assert.Equal((1000, 2), (median.ImagesPerSec, median.PushMs));
         // An even number of runs: the lower middle one, a run that happened, not an average.
         Assert.Equal(1000, BenchScalingCommand.MedianRun([Run(1100, 3), Run(1000, 2)]).ImagesPerSec);
+    }
+
+    [Fact]
+    public void ServerWithItsMetricsPortInUseNamesThatFlagInOneLine()
+    {
+        using var holder = new TcpListener(IPAddress.Loopback, 0);
+        holder.Start();
+        int port = ((IPEndPoint)holder.LocalEndpoint).Port;
+        var (code, _, error) = CliRunner.Run("server", "--host", "127.0.0.1", "--port", "0", "--prometheus-port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--data", "embedded", "--model", "mlp");
+        Assert.Equal(Cli.UsageError, code);
+        Assert.Contains($"--prometheus-port {port}", error);
+        Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 
     [Fact]

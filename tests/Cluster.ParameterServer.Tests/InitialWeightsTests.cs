@@ -51,6 +51,10 @@ public sealed class InitialWeightsTests
         Assert.Equal(saved.Parameters, weights);
         Assert.Equal(2, run.StartEpoch);
         Assert.Equal(2, run.Store.Optimizer.StepCount);
+        // The store's version counts from 0 again; the status says where the run's global step starts.
+        var status = StatusBuilder.Build(run);
+        Assert.Equal(0, status.Version);
+        Assert.Equal(2, status.StartStep);
         Assert.Equal(adam.CaptureState().Buffers["exp_avg"], run.Store.Optimizer.CaptureState().Buffers["exp_avg"]);
         // Three epochs left, at the third epoch's learning rate.
         Assert.Equal(3L * data.Train.Count, run.TotalSamples);

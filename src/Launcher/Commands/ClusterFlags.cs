@@ -40,6 +40,8 @@ internal sealed class ClusterFlags
 
     public Option<double> WorkerTimeout { get; } = new("--worker-timeout") { Description = "seconds without a word from a worker (heartbeats go every second) before it is treated as gone and the run goes on without it; another worker may then join in its place", DefaultValueFactory = _ => Defaults.WorkerTimeoutSeconds };
 
+    public Option<int?> PrometheusPort { get; } = new("--prometheus-port") { Description = "also serve the run's metrics for Prometheus (OpenTelemetry) at http://HOST:PORT/metrics: global step, step times, staleness, and per worker its rate, time split and lateness (0: any free port)" };
+
     public Option<int> WorkerThreads { get; } = new("--worker-threads") { Description = "compute threads per worker", DefaultValueFactory = _ => Defaults.WorkerThreads };
 
     public void AddTo(Command command)
@@ -60,6 +62,7 @@ internal sealed class ClusterFlags
         command.Options.Add(Save);
         command.Options.Add(WorkerThreads);
         command.Options.Add(WorkerTimeout);
+        command.Options.Add(PrometheusPort);
     }
 
     public ServerOptions Bind(ParseResult parse) => new()
@@ -85,6 +88,7 @@ internal sealed class ClusterFlags
         TargetAccuracy = parse.GetValue(TargetAccuracy),
         WorkerThreads = parse.GetValue(WorkerThreads),
         WorkerTimeoutSeconds = parse.CommandResult.Command.Options.Contains(WorkerTimeout) ? parse.GetValue(WorkerTimeout) : Defaults.WorkerTimeoutSeconds,
+        PrometheusPort = parse.GetValue(PrometheusPort),
     };
 
     /// <summary>The same settings as arguments for a <c>cluster server</c> process.</summary>
@@ -131,6 +135,11 @@ internal sealed class ClusterFlags
         {
             yield return "--target-accuracy";
             yield return t.ToString("R", CultureInfo.InvariantCulture);
+        }
+        if (o.PrometheusPort is int metricsPort)
+        {
+            yield return "--prometheus-port";
+            yield return metricsPort.ToString(CultureInfo.InvariantCulture);
         }
         if (o.Training.Metrics is not null)
         {

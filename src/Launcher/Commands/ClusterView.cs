@@ -93,7 +93,7 @@ internal sealed class ClusterView(TextWriter output, ServerOptions options, bool
             if (!quiet)
             {
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"epoch {e.Epoch}: train loss {e.TrainLoss:F4}, test loss {e.TestLoss:F4}, test accuracy {e.TestAccuracy:P2}, {e.ImagesPerSec:N0} images/s, {e.Seconds:F1} s; global step {status.Version:N0}"));
+                    $"epoch {e.Epoch}: train loss {e.TrainLoss:F4}, test loss {e.TestLoss:F4}, test accuracy {e.TestAccuracy:P2}, {e.ImagesPerSec:N0} images/s, {e.Seconds:F1} s; global step {GlobalStep(status):N0}"));
             }
             _lastEpochShown = e.Epoch;
         }
@@ -112,7 +112,7 @@ internal sealed class ClusterView(TextWriter output, ServerOptions options, bool
     {
         double progress = Progress(s);
         var header = new Markup(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-            $"mode {s.Mode}  {workers}  global step {s.Version:N0}  {progress:P0}{ofRun}  {s.ImagesPerSec:N0} images/s  loss {s.LastLoss:F4}  {s.Seconds:F0} s")));
+            $"mode {s.Mode}  {workers}  global step {GlobalStep(s):N0}  {progress:P0}{ofRun}  {s.ImagesPerSec:N0} images/s  loss {s.LastLoss:F4}  {s.Seconds:F0} s")));
         var table = new Table().AddColumns("worker", "pushes", "images/s", "compute", "push", "pull", "waiting", "last arrival");
         foreach (var w in s.Workers)
         {
@@ -142,13 +142,16 @@ internal sealed class ClusterView(TextWriter output, ServerOptions options, bool
         return s.TotalEpochs > 0 && s.StartEpoch > 0 ? (s.StartEpoch + part * (s.TotalEpochs - s.StartEpoch)) / s.TotalEpochs : part;
     }
 
-    /// <summary>Updates, samples, time and rate, the staleness histogram and the pushes dropped or refused.</summary>
+    /// <summary>Updates applied since the run began, across the servers a resumed run has had.</summary>
+    public static long GlobalStep(StatusReply s) => s.StartStep + s.Version;
+
+    /// <summary>Updates, samples, time and rate (this server's), the staleness histogram and the pushes dropped or refused.</summary>
     public static string Totals(StatusReply s)
     {
         var hist = s.StalenessHistogram;
         string staleness = hist.Count == 0 ? "none" : string.Join(", ", hist.Select((n, k) => (n, k)).Where(p => p.n > 0).Select(p => $"{p.k}: {p.n}"));
         return string.Create(CultureInfo.InvariantCulture,
-            $"{s.Version:N0} updates, {s.Samples:N0} samples in {s.Seconds:F1} s, {s.ImagesPerSec:N0} images/s; staleness histogram {{{staleness}}}; {s.DroppedLate} dropped late, {s.RejectedPushes} rejected")
+            $"{s.Version:N0} updates{(s.StartStep > 0 ? $" after resuming at global step {s.StartStep:N0}" : "")}, {s.Samples:N0} samples in {s.Seconds:F1} s, {s.ImagesPerSec:N0} images/s; staleness histogram {{{staleness}}}; {s.DroppedLate} dropped late, {s.RejectedPushes} rejected")
             + (s.UnauthenticatedCalls > 0 ? $", {s.UnauthenticatedCalls} call(s) refused for their cluster token" : "");
     }
 

@@ -76,6 +76,10 @@ internal static class LocalCommand
         {
             options = options with { Port = FreePort() };
         }
+        if (options.PrometheusPort == 0)
+        {
+            options = options with { PrometheusPort = FreePort() };
+        }
         string logs = logDirectory ?? Path.Combine(Path.GetTempPath(), $"cluster-local-{Environment.ProcessId}-{DateTime.UtcNow:HHmmss}");
         Directory.CreateDirectory(logs);
         string address = $"http://127.0.0.1:{options.Port}";
@@ -107,7 +111,8 @@ internal static class LocalCommand
         }
         if (!quiet)
         {
-            output.WriteLine($"local cluster: server {address}, {options.ExpectedWorkers} worker process(es), mode {options.Mode}{(options.Training.Resume is null ? "" : $", resuming {options.Training.Resume}")}; logs in {logs}");
+            output.WriteLine($"local cluster: server {address}, {options.ExpectedWorkers} worker process(es), mode {options.Mode}{(options.Training.Resume is null ? "" : $", resuming {options.Training.Resume}")}"
+                + (options.PrometheusPort is int metricsPort ? $", metrics for Prometheus at http://127.0.0.1:{metricsPort}/metrics" : "") + $"; logs in {logs}");
         }
         var view = new ClusterView(output, options, live && !quiet, quiet);
         var restarts = new ProcessRestarts(children, client, address, maxRestarts, output) { Server = server };

@@ -54,7 +54,9 @@ internal static class ServerCommand
         }
         catch (IOException e)
         {
-            throw new InvalidOptionException($"--port {options.Port}: {e.Message.TrimEnd('.')}; choose another port");
+            // Kestrel's message names the address it could not bind: say which flag chose it.
+            string flag = options.PrometheusPort is int metricsPort && e.Message.Contains($":{metricsPort}", StringComparison.Ordinal) ? $"--prometheus-port {metricsPort}" : $"--port {options.Port}";
+            throw new InvalidOptionException($"{flag}: {e.Message.TrimEnd('.')}; choose another port");
         }
         var run = app.Services.GetRequiredService<TrainingCoordinator>();
         output.WriteLine($"parameter server listening on {ParameterServerHost.ListeningAddress(app)}: mode {run.Rule.Name}, {options.Workers} worker(s)"
@@ -62,7 +64,8 @@ internal static class ServerCommand
             + $", model {run.Spec.Name ?? options.Training.Model} ({run.Store.Size:N0} parameters), data {data.Source}, {options.Training.Epochs} epoch(s)"
             + (run.StartEpoch > 0 ? $", resuming {options.Training.Resume} after epoch {run.StartEpoch}" : "")
             + (run.EffectivePushLanes > 1 ? $", {run.EffectivePushLanes} push lanes" : "")
-            + (token is null ? "" : ", cluster token required"));
+            + (token is null ? "" : ", cluster token required")
+            + (ParameterServerHost.MetricsAddress(app) is string scrape ? $"; metrics for Prometheus at {scrape}" : ""));
         if (options.PushLanes > run.EffectivePushLanes)
         {
             output.WriteLine($"note: --push-lanes {options.PushLanes} applies to sync mode without backup workers or --clip-norm; mode {run.Rule.Name} pushes on 1 lane");
@@ -98,7 +101,7 @@ internal static class ServerCommand
         {
             run.WriteMetrics(metrics);
         }
-        output.WriteLine($"run {(stopped ? "stopped" : "finished")}: {status.Version:N0} updates, {status.Samples:N0} samples in {status.Seconds:F1} s ({status.ImagesPerSec:N0} images/s), {status.RejectedPushes} rejected, {status.DroppedLate} dropped late"
+        output.WriteLine($"run {(stopped ? "stopped" : "finished")}: {status.Version:N0} updates{(status.StartStep > 0 ? $" after resuming at global step {status.StartStep:N0}" : "")}, {status.Samples:N0} samples in {status.Seconds:F1} s ({status.ImagesPerSec:N0} images/s), {status.RejectedPushes} rejected, {status.DroppedLate} dropped late"
             + (status.UnauthenticatedCalls > 0 ? $", {status.UnauthenticatedCalls} call(s) refused for their cluster token" : "")
             + (run.TimeToAccuracy is double tta ? $", target accuracy reached after {tta:F1} s" : ""));
         int code = stopped ? 130 : 0;

@@ -110,7 +110,7 @@ internal static class StatusCommand
         }
         if (gone)
         {
-            error.WriteLine($"error: the parameter server at {address} stopped answering before its run finished; last seen at global step {status.Version:N0}");
+            error.WriteLine($"error: the parameter server at {address} stopped answering before its run finished; last seen at global step {ClusterView.GlobalStep(status):N0}");
             return 1;
         }
         output.WriteLine($"finished: {ClusterView.Totals(status)}");
