@@ -13,6 +13,8 @@ public sealed record ClusterEpochMetrics
     [JsonPropertyName("test_accuracy")] public double TestAccuracy { get; init; }
     [JsonPropertyName("images_per_sec")] public double ImagesPerSec { get; init; }
     [JsonPropertyName("seconds")] public double Seconds { get; init; }
+    [JsonPropertyName("validation_accuracy"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public double? ValidationAccuracy { get; init; }
+    [JsonPropertyName("validation_loss"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public double? ValidationLoss { get; init; }
     [JsonPropertyName("mode")] public string Mode { get; init; } = "";
     [JsonPropertyName("workers")] public int Workers { get; init; }
     [JsonPropertyName("backup_workers")] public int BackupWorkers { get; init; }
@@ -42,6 +44,8 @@ public static class MetricsFile
             TestAccuracy = e.TestAccuracy,
             ImagesPerSec = e.ImagesPerSec,
             Seconds = e.Seconds,
+            ValidationAccuracy = e.HasValidationAccuracy ? e.ValidationAccuracy : null,
+            ValidationLoss = e.HasValidationLoss ? e.ValidationLoss : null,
             Mode = status.Mode,
             Workers = options.Workers,
             BackupWorkers = options.BackupWorkers,

@@ -69,6 +69,7 @@ public sealed class ParameterServerService(TrainingCoordinator run, ILogger<Para
                 Augment = t.Augment ?? "",
                 PushLanes = run.EffectivePushLanes,
                 StartEpoch = run.StartEpoch,
+                ValidationFraction = t.EffectiveValidationFraction ?? 0,
             },
         });
     }

@@ -141,6 +141,10 @@ public sealed record ServerOptions
         {
             throw new InvalidOptionException($"--target-accuracy {t} is not allowed: use a fraction in (0, 1], e.g. 0.9");
         }
+        if (Training.Patience is int patience && !EvaluateEachEpoch)
+        {
+            throw new InvalidOptionException($"--patience {patience} needs --evaluate epoch: early stopping decides after each epoch's evaluation");
+        }
         if (WorkerThreads < 1)
         {
             throw new InvalidOptionException($"--worker-threads {WorkerThreads} is not allowed: use 1 or more");

@@ -30,6 +30,8 @@ public static class StatusBuilder
             TotalEpochs = run.Options.Training.Epochs,
             StartEpoch = run.StartEpoch,
             StartStep = run.StartStep,
+            BestEpoch = run.BestEpoch ?? 0,
+            StoppedEarly = run.StoppedEarly,
         };
         if (reply.Finished)
         {

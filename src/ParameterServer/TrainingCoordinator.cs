@@ -28,6 +28,8 @@ public sealed class TrainingCoordinator : IDisposable
     private readonly ThreadTeam _evaluationTeam;
     private readonly Dataset _test;
     private readonly Dataset _train;
+    private readonly Dataset? _validation;
+    private readonly BestSnapshot? _best;
     private readonly Normalization _normalization;
     private readonly LearningRateSchedule _schedule;
     private readonly float _baseRate;
@@ -38,6 +40,7 @@ public sealed class TrainingCoordinator : IDisposable
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _epochsDone;
     private int _savedEpoch;
+    private int _keptBest;
     private double _epochLossSum;
     private long _epochSamples;
 
@@ -79,9 +82,15 @@ public sealed class TrainingCoordinator : IDisposable
         _evaluationModel.Team = _evaluationTeam;
         _test = data.Test;
         _train = data.Train;
+        if (options.Training.EffectiveValidationFraction is double fraction)
+        {
+            // The same seeded split as train's; the workers learn the fraction at join and shard the rest.
+            (_train, _validation) = data.Train.SplitValidation(fraction, options.Training.Seed);
+        }
+        _best = options.Training.Patience is null ? null : new BestSnapshot(_evaluationModel);
         _normalization = data.Normalization;
-        TrainCount = data.Train.Count;
-        _samplesPerEpoch = data.Train.Count;
+        TrainCount = _train.Count;
+        _samplesPerEpoch = _train.Count;
         if (meter is not null)
         {
             ServerMetrics.Observe(meter, this);
@@ -183,7 +192,9 @@ public sealed class TrainingCoordinator : IDisposable
                 var optimizer = Options.Training.Save is null ? null : Store.Optimizer.CaptureState();
                 lock (_evaluations)
                 {
-                    _evaluations.Add(Task.Run(() => Evaluate(weights, optimizer, epoch, last)));
+                    // NOTE: one after the other, in epoch order: early stopping counts epochs since the best.
+                    var previous = _evaluations.Count == 0 ? Task.CompletedTask : _evaluations[^1];
+                    _evaluations.Add(previous.ContinueWith(_ => Evaluate(weights, optimizer, epoch, last), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default));
                 }
             }
             if (last)
@@ -197,6 +208,11 @@ public sealed class TrainingCoordinator : IDisposable
     private void Evaluate(float[] weights, OptimizerState? optimizer, EpochStatus epoch, bool lastEpoch)
     {
         bool endsRun = lastEpoch;
+        if (StoppedEarly)
+        {
+            // An epoch trained while the one before was evaluated: early stopping already ended the run there.
+            return;
+        }
         _evaluating.Wait();
         try
         {
@@ -205,6 +221,18 @@ public sealed class TrainingCoordinator : IDisposable
             var result = Trainer.Evaluate(_evaluationModel, _test);
             epoch.TestLoss = result.Loss;
             epoch.TestAccuracy = result.Accuracy;
+            int? sinceBest = null;
+            if (_validation is not null)
+            {
+                var check = Trainer.Evaluate(_evaluationModel, _validation);
+                epoch.ValidationAccuracy = check.Accuracy;
+                epoch.ValidationLoss = check.Loss;
+                if (_best is not null)
+                {
+                    sinceBest = _best.Offer(epoch.Epoch, check.Accuracy);
+                    BestEpoch = _best.Epoch;
+                }
+            }
             Recorder.RecordEpoch(epoch);
             if (Options.Training.Metrics is string metrics)
             {
@@ -218,6 +246,14 @@ public sealed class TrainingCoordinator : IDisposable
             {
                 TimeToAccuracy = Recorder.Seconds;
                 _logger.LogInformation("target accuracy {Target:P1} reached after {Seconds:F1} s", target, TimeToAccuracy);
+                Rule.Finish();
+                _ = CompleteAsync();
+                endsRun = true;
+            }
+            if (sinceBest is int stale && Options.Training.Patience is int patience && stale >= patience && !endsRun)
+            {
+                StoppedEarly = true;
+                _logger.LogInformation("early stopping: no better validation accuracy for {Patience} epoch(s); keeping the weights of epoch {Best} ({Accuracy:P2} on validation)", patience, _best!.Epoch, _best.Accuracy);
                 Rule.Finish();
                 _ = CompleteAsync();
                 endsRun = true;
@@ -278,6 +314,38 @@ public sealed class TrainingCoordinator : IDisposable
         }
     }
 
+    /// <summary>The images held out of training for validation (<see cref="TrainingOptions.EffectiveValidationFraction"/>), or null.</summary>
+    internal Dataset? Validation => _validation;
+
+    /// <summary>With <see cref="TrainingOptions.Patience"/>: the epoch of the best validation accuracy so far, whose weights the run keeps.</summary>
+    public int? BestEpoch { get; private set; }
+
+    /// <summary>True when early stopping ended the run.</summary>
+    public bool StoppedEarly { get; private set; }
+
+    /// <summary>
+    /// Early stopping keeps the best model, not the last, as <c>train</c> does: the checkpoint is
+    /// replaced by the best epoch's weights, without an optimizer state (the run is over).
+    /// </summary>
+    private void KeepBest()
+    {
+        if (Options.Training.Save is not string path || _best!.Epoch == _savedEpoch)
+        {
+            return;
+        }
+        var kept = Recorder.Epochs().First(e => e.Epoch == _best.Epoch);
+        _evaluating.Wait();
+        try
+        {
+            _best.Restore();
+            SaveCheckpoint(path, kept, optimizer: null);
+        }
+        finally
+        {
+            _evaluating.Release();
+        }
+    }
+
     /// <summary>The checkpoint last written (<see cref="TrainingOptions.Save"/>, after each evaluated epoch), with its epoch and accuracy.</summary>
     public string? CheckpointSaved { get; private set; }
 
@@ -292,6 +360,10 @@ public sealed class TrainingCoordinator : IDisposable
             pending = [.. _evaluations];
         }
         await Task.WhenAll(pending).ConfigureAwait(false);
+        if (_best is { Epoch: > 0 } && Interlocked.Exchange(ref _keptBest, 1) == 0)
+        {
+            KeepBest();
+        }
         _finished.TrySetResult();
     }
 

@@ -89,6 +89,14 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
     /// weights version it first pulled counts the steps every worker has taken in sync mode (one
     /// each per version), about one in N of them otherwise. Returns the epoch it is in.
     /// </summary>
+    /// <summary>
+    /// The images a worker's shard is cut from: the training set less the validation split the
+    /// server holds out by the seed (<see cref="TrainingSettings.ValidationFraction"/>), so that no
+    /// worker ever trains on an image early stopping judges by.
+    /// </summary>
+    public static Dataset TrainingSet(FashionMnist data, TrainingSettings settings) =>
+        settings.ValidationFraction > 0 ? data.Train.SplitValidation(settings.ValidationFraction, settings.Seed).Train : data.Train;
+
     private int TakeOverShard(BatchIterator batches, Trainer trainer, Sequential model, JoinReply join, long version, bool sync)
     {
         var settings = join.Settings;
@@ -143,7 +151,8 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
         bool emulated = settings.Compute == "emulated";
         // The trainer's optimizer is never stepped here: the server owns the update.
         var trainer = new Trainer(model, Optimizer.Create(new OptimizerOptions { Name = "sgd" }, model.NamedParameters), settings.Batch);
-        var batches = new BatchIterator(data.Train, settings.Batch, settings.Seed, shuffle: true, join.ShardIndex, join.ShardCount)
+        var train = TrainingSet(data, settings);
+        var batches = new BatchIterator(train, settings.Batch, settings.Seed, shuffle: true, join.ShardIndex, join.ShardCount)
         {
             Augmentation = string.IsNullOrEmpty(settings.Augment)
                 ? null

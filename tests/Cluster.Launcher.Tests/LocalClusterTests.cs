@@ -65,6 +65,48 @@ public sealed partial class LocalClusterTests
     }
 
     [Fact]
+    public async Task EarlyStoppingEndsTheClusterRunAndKeepsTheBestEpochsWeights()
+    {
+        using var scratch = new ScratchDirectory();
+        string metrics = scratch.File("metrics.jsonl");
+        string checkpoint = scratch.File("model.safetensors");
+        // A learning rate high enough that validation accuracy stalls within the 40 epochs.
+        var options = new ServerOptions
+        {
+            Training = new TrainingOptions { Model = "mlp", Epochs = 40, Data = "embedded", LearningRate = 0.003f, Patience = 2, Metrics = metrics, Save = checkpoint },
+            Workers = 2,
+            Mode = "sync",
+            Host = "127.0.0.1",
+            Port = 0,
+        };
+        var output = new StringWriter();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+
+        var result = await LocalCommand.RunAsync(options, new Dictionary<int, double>(), scratch.File("logs"), output, live: false, quiet: false, timeout.Token);
+
+        Assert.True(result.ExitCode == 0, output.ToString());
+        var epochs = File.ReadAllLines(metrics).Select(line => JsonDocument.Parse(line).RootElement).ToArray();
+        var best = epochs.MaxBy(e => e.GetProperty("validation_accuracy").GetDouble());
+        int bestEpoch = best.GetProperty("epoch").GetInt32();
+        // It stopped once two epochs had not beaten the best, and said which weights it kept.
+        Assert.Equal(bestEpoch + 2, epochs.Length);
+        Assert.Contains($"early stopping: validation accuracy stopped improving; keeping the weights of epoch {bestEpoch}", output.ToString());
+        var loaded = Checkpoint.Load(checkpoint);
+        Assert.Equal(bestEpoch.ToString(System.Globalization.CultureInfo.InvariantCulture), loaded.Metadata["cluster.epochs"]);
+        var data = FashionMnist.Load("embedded", NormalizationMetadata.Read(loaded.Metadata, checkpoint));
+        Assert.Equal(best.GetProperty("test_accuracy").GetDouble(), Trainer.Evaluate(loaded.Model, data.Test).Accuracy, 9);
+    }
+
+    [Fact]
+    public void EarlyStoppingNeedsAnEvaluationAfterEachEpoch()
+    {
+        var (code, output, error) = CliRunner.Run("local", "--patience", "2", "--evaluate", "end", "--data", "embedded");
+        Assert.Equal(Cli.UsageError, code);
+        Assert.Contains("--patience 2 needs --evaluate epoch", error);
+        Assert.DoesNotContain("local cluster", output);
+    }
+
+    [Fact]
     public async Task ASyncClusterResumedFromItsCheckpointEndsWithTheWeightsOfOneNeverStopped()
     {
         using var scratch = new ScratchDirectory();
@@ -557,6 +599,8 @@ public sealed partial class LocalClusterTests
     [InlineData("--max-restarts", "-1", "--max-restarts -1")]
     [InlineData("--worker-timeout", "1", "--worker-timeout 1")]
     [InlineData("--prometheus-port", "70000", "--prometheus-port 70000")]
+    [InlineData("--patience", "0", "--patience 0")]
+    [InlineData("--validation", "1.5", "--validation 1.5")]
     public void LocalRejectsBadFlagsBeforeStartingAnything(string flag, string value, string named)
     {
         var (code, output, error) = CliRunner.Run("local", flag, value, "--data", "embedded");

@@ -93,7 +93,7 @@ internal sealed class ClusterView(TextWriter output, ServerOptions options, bool
             if (!quiet)
             {
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"epoch {e.Epoch}: train loss {e.TrainLoss:F4}, test loss {e.TestLoss:F4}, test accuracy {e.TestAccuracy:P2}, {e.ImagesPerSec:N0} images/s, {e.Seconds:F1} s; global step {GlobalStep(status):N0}"));
+                    $"epoch {e.Epoch}: train loss {e.TrainLoss:F4}, {Validation(e)}test loss {e.TestLoss:F4}, test accuracy {e.TestAccuracy:P2}, {e.ImagesPerSec:N0} images/s, {e.Seconds:F1} s; global step {GlobalStep(status):N0}"));
             }
             _lastEpochShown = e.Epoch;
         }
@@ -123,11 +123,13 @@ internal sealed class ClusterView(TextWriter output, ServerOptions options, bool
                 (t.PullMs / total).ToString("P0", CultureInfo.InvariantCulture), (t.WaitMs / total).ToString("P0", CultureInfo.InvariantCulture),
                 w.LastArrivalMs.ToString("F1", CultureInfo.InvariantCulture) + " ms");
         }
-        var epochs = new Table().AddColumns("epoch", "train loss", "test loss", "test accuracy", "images/s");
+        bool validated = s.Epochs.Any(e => e.HasValidationAccuracy);
+        var epochs = new Table().AddColumns(["epoch", "train loss", .. validated ? ["validation accuracy"] : Array.Empty<string>(), "test loss", "test accuracy", "images/s"]);
         foreach (var e in s.Epochs.OrderBy(e => e.Epoch))
         {
-            epochs.AddRow(e.Epoch.ToString(CultureInfo.InvariantCulture), e.TrainLoss.ToString("F4", CultureInfo.InvariantCulture), e.TestLoss.ToString("F4", CultureInfo.InvariantCulture),
-                e.TestAccuracy.ToString("P2", CultureInfo.InvariantCulture), e.ImagesPerSec.ToString("N0", CultureInfo.InvariantCulture));
+            string[] validation = validated ? [e.HasValidationAccuracy ? e.ValidationAccuracy.ToString("P2", CultureInfo.InvariantCulture) + (e.Epoch == s.BestEpoch ? " (best)" : "") : ""] : [];
+            epochs.AddRow([e.Epoch.ToString(CultureInfo.InvariantCulture), e.TrainLoss.ToString("F4", CultureInfo.InvariantCulture), .. validation, e.TestLoss.ToString("F4", CultureInfo.InvariantCulture),
+                e.TestAccuracy.ToString("P2", CultureInfo.InvariantCulture), e.ImagesPerSec.ToString("N0", CultureInfo.InvariantCulture)]);
         }
         return new Rows(header, new ProgressBar { Value = progress * 100, MaxValue = 100, Width = 60 }, table, epochs);
     }
@@ -141,6 +143,15 @@ internal sealed class ClusterView(TextWriter output, ServerOptions options, bool
         double part = s.TotalSamples == 0 ? 0 : Math.Min(1, (double)s.Samples / s.TotalSamples);
         return s.TotalEpochs > 0 && s.StartEpoch > 0 ? (s.StartEpoch + part * (s.TotalEpochs - s.StartEpoch)) / s.TotalEpochs : part;
     }
+
+    /// <summary>"validation accuracy …, " for an epoch evaluated on a validation split, else "".</summary>
+    public static string Validation(EpochStatus e) =>
+        e.HasValidationAccuracy ? string.Create(CultureInfo.InvariantCulture, $"validation accuracy {e.ValidationAccuracy:P2}, ") : "";
+
+    /// <summary>With early stopping, which epoch's weights the run keeps and why; else null.</summary>
+    public static string? BestKept(StatusReply s) => s.BestEpoch <= 0 ? null : s.StoppedEarly
+        ? $"early stopping: validation accuracy stopped improving; keeping the weights of epoch {s.BestEpoch}"
+        : $"keeping the weights of epoch {s.BestEpoch}, the best on validation";
 
     /// <summary>Updates applied since the run began, across the servers a resumed run has had.</summary>
     public static long GlobalStep(StatusReply s) => s.StartStep + s.Version;
@@ -162,6 +173,10 @@ internal sealed class ClusterView(TextWriter output, ServerOptions options, bool
             PrintNewEpochs(s);
         }
         output.WriteLine($"cluster finished: {Totals(s)}");
+        if (BestKept(s) is string kept)
+        {
+            output.WriteLine(kept);
+        }
         if (options.TargetAccuracy is double target)
         {
             output.WriteLine(s.TimeToAccuracySeconds > 0

@@ -104,6 +104,10 @@ internal static class ServerCommand
         output.WriteLine($"run {(stopped ? "stopped" : "finished")}: {status.Version:N0} updates{(status.StartStep > 0 ? $" after resuming at global step {status.StartStep:N0}" : "")}, {status.Samples:N0} samples in {status.Seconds:F1} s ({status.ImagesPerSec:N0} images/s), {status.RejectedPushes} rejected, {status.DroppedLate} dropped late"
             + (status.UnauthenticatedCalls > 0 ? $", {status.UnauthenticatedCalls} call(s) refused for their cluster token" : "")
             + (run.TimeToAccuracy is double tta ? $", target accuracy reached after {tta:F1} s" : ""));
+        if (ClusterView.BestKept(status) is string kept)
+        {
+            output.WriteLine(kept);
+        }
         int code = stopped ? 130 : 0;
         if (options.Training.Save is not null)
         {

@@ -12,10 +12,8 @@ internal static class TrainCommand
     {
         var flags = new TrainingFlags();
         var save = new Option<string?>("--save") { Description = "write a safetensors checkpoint here after every epoch, with the optimizer's state for --resume; at the end it holds the weights the run keeps" };
-        var validation = new Option<double?>("--validation") { Description = "fraction of the training data held out for validation (default 0.1 with --patience)" };
-        var patience = new Option<int?>("--patience") { Description = "early stopping: stop after this many epochs without a better validation accuracy, keeping the best weights" };
         var target = new Option<double?>("--target-accuracy") { Description = "stop after the first epoch whose test accuracy reaches this fraction, e.g. 0.9" };
-        var command = new Command("train", "train a model on Fashion-MNIST in this process") { save, target, validation, patience };
+        var command = new Command("train", "train a model on Fashion-MNIST in this process") { save, target };
         flags.AddTo(command);
         command.SetAction((parse, cancel) =>
         {
@@ -23,8 +21,6 @@ internal static class TrainCommand
             {
                 Save = parse.GetValue(save),
                 TargetAccuracy = parse.GetValue(target),
-                ValidationFraction = parse.GetValue(validation),
-                Patience = parse.GetValue(patience),
             };
             // NOTE: on a thread of its own, so that the invocation can take Ctrl+C while it trains.
             return Task.Run(() => Run(options, output, cancel), CancellationToken.None);

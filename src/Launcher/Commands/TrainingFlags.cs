@@ -39,6 +39,10 @@ internal sealed class TrainingFlags
 
     public Option<float?> ClipNorm { get; } = new("--clip-norm") { Description = "clip the (aggregated) gradient to this global L2 norm before each update" };
 
+    public Option<double?> Validation { get; } = new("--validation") { Description = "fraction of the training data held out for validation (default 0.1 with --patience)" };
+
+    public Option<int?> Patience { get; } = new("--patience") { Description = "early stopping: stop after this many epochs without a better validation accuracy, keeping the best weights" };
+
     /// <summary>Adds every flag to <paramref name="command"/> (the thread flag only when <paramref name="withThreads"/>).</summary>
     public void AddTo(Command command, bool withThreads = true)
     {
@@ -61,6 +65,8 @@ internal sealed class TrainingFlags
         command.Options.Add(Schedule);
         command.Options.Add(ClipNorm);
         command.Options.Add(Augment);
+        command.Options.Add(Validation);
+        command.Options.Add(Patience);
     }
 
     /// <summary>The options the parsed flags give.</summary>
@@ -81,6 +87,8 @@ internal sealed class TrainingFlags
         Schedule = parse.GetValue(Schedule)!,
         ClipNorm = parse.GetValue(ClipNorm),
         Augment = parse.GetValue(Augment),
+        ValidationFraction = parse.GetValue(Validation),
+        Patience = parse.GetValue(Patience),
     };
 
     /// <summary>The same settings as command-line arguments, for starting another process.</summary>
@@ -130,6 +138,16 @@ internal sealed class TrainingFlags
         {
             yield return "--augment";
             yield return o.Augment;
+        }
+        if (o.ValidationFraction is double validation)
+        {
+            yield return "--validation";
+            yield return validation.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+        }
+        if (o.Patience is int patience)
+        {
+            yield return "--patience";
+            yield return patience.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
     }
 }

@@ -6,7 +6,7 @@ namespace Cluster.Training;
 /// The best weights seen so far by validation accuracy (the "solver" of the curriculum keeps them),
 /// and how many epochs have passed without improvement.
 /// </summary>
-internal sealed class BestSnapshot(Sequential model)
+public sealed class BestSnapshot(Sequential model)
 {
     private readonly float[] _parameters = new float[model.Parameters.Length];
     private readonly float[] _state = new float[model.State.Length];
