@@ -41,6 +41,7 @@ public sealed class TrainingCoordinator : IDisposable
     private int _epochsDone;
     private int _savedEpoch;
     private int _keptBest;
+    private volatile bool _stopped;
     private double _epochLossSum;
     private long _epochSamples;
 
@@ -55,7 +56,8 @@ public sealed class TrainingCoordinator : IDisposable
         var model = options.Training.InitialModel(spec);
         Layout = model.NamedParameters;
         var optimizer = Optimizer.Create(options.Training.OptimizerOptions, model.NamedParameters);
-        if (options.Training.ResumePointFor(model) is { } resumed)
+        var resumed = options.Training.ResumePointFor(model);
+        if (resumed is not null)
         {
             optimizer.RestoreState(resumed.Optimizer);
             StartEpoch = resumed.EpochsDone;
@@ -88,6 +90,11 @@ public sealed class TrainingCoordinator : IDisposable
             (_train, _validation) = data.Train.SplitValidation(fraction, options.Training.Seed);
         }
         _best = options.Training.Patience is null ? null : new BestSnapshot(_evaluationModel);
+        if (resumed?.Best is { } kept)
+        {
+            _best!.Adopt(kept);
+            BestEpoch = kept.Epoch;
+        }
         _normalization = data.Normalization;
         TrainCount = _train.Count;
         _samplesPerEpoch = _train.Count;
@@ -285,7 +292,8 @@ public sealed class TrainingCoordinator : IDisposable
         metadata["cluster.workers"] = Options.Workers.ToString(CultureInfo.InvariantCulture);
         try
         {
-            Checkpoint.Save(path, _evaluationModel, metadata, optimizer);
+            // With early stopping, the best weights so far go with a checkpoint to resume from.
+            Checkpoint.Save(path, _evaluationModel, metadata, optimizer, optimizer is null ? null : _best?.Capture());
             _savedEpoch = epoch.Epoch;
             CheckpointError = null;
             CheckpointSaved = string.Create(CultureInfo.InvariantCulture, $"{path} (epoch {epoch.Epoch}, test accuracy {epoch.TestAccuracy:P2})");
@@ -333,11 +341,13 @@ public sealed class TrainingCoordinator : IDisposable
         {
             return;
         }
-        var kept = Recorder.Epochs().First(e => e.Epoch == _best.Epoch);
         _evaluating.Wait();
         try
         {
             _best.Restore();
+            // A resumed run's best epoch may be one before this server started: its accuracy is measured again (the same weights, the same figure).
+            var kept = Recorder.Epochs().FirstOrDefault(e => e.Epoch == _best.Epoch)
+                ?? new EpochStatus { Epoch = _best.Epoch, TestAccuracy = Trainer.Evaluate(_evaluationModel, _test).Accuracy };
             SaveCheckpoint(path, kept, optimizer: null);
         }
         finally
@@ -360,7 +370,8 @@ public sealed class TrainingCoordinator : IDisposable
             pending = [.. _evaluations];
         }
         await Task.WhenAll(pending).ConfigureAwait(false);
-        if (_best is { Epoch: > 0 } && Interlocked.Exchange(ref _keptBest, 1) == 0)
+        // NOTE: not when stopped: the checkpoint then stays the last epoch's, to resume from (it holds the best weights too).
+        if (_best is { Epoch: > 0 } && !_stopped && Interlocked.Exchange(ref _keptBest, 1) == 0)
         {
             KeepBest();
         }
@@ -397,6 +408,7 @@ public sealed class TrainingCoordinator : IDisposable
     /// <summary>Ends the run early (Ctrl+C, every worker gone).</summary>
     public void Stop()
     {
+        _stopped = true;
         Rule.Finish();
         _ = CompleteAsync();
     }

@@ -60,4 +60,28 @@ public sealed class InitialWeightsTests
         Assert.Equal(3L * data.Train.Count, run.TotalSamples);
         Assert.Equal(0.001f * 0.25f, run.Store.Optimizer.LearningRate, 1e-9f);
     }
+
+    [Fact]
+    public void AResumedEarlyStoppingServerGoesOnFromTheBestWeightsItsCheckpointKept()
+    {
+        using var scratch = new ScratchDirectory();
+        var data = FashionMnist.LoadEmbedded();
+        var saved = new Sequential(ModelPresets.Resolve("mlp"));
+        saved.Initialize(42);
+        var best = new Sequential(ModelPresets.Resolve("mlp"));
+        best.Initialize(43);
+        var adam = Optimizer.Create(new TrainingOptions().OptimizerOptions, saved.NamedParameters);
+        string path = scratch.File("run.safetensors");
+        Checkpoint.Save(path, saved, NormalizationMetadata.ForRun(3, 0.8, 1, data.Normalization), adam.CaptureState(), new BestWeights(2, 0.83, best.Parameters.ToArray()));
+
+        var options = new ServerOptions { Training = new TrainingOptions { Model = "mlp", Data = "embedded", Epochs = 9, Resume = path, Patience = 2 }, Workers = 1, Mode = "sync" };
+        using var run = new TrainingCoordinator(options, data, NullLogger.Instance);
+
+        // The weights go on from epoch 3; epoch 2's are the best to beat, and the run kept them.
+        var weights = new float[run.Store.Size];
+        run.Store.CopyWeights(weights);
+        Assert.Equal(saved.Parameters, weights);
+        Assert.Equal(2, run.BestEpoch);
+        Assert.Equal(2, StatusBuilder.Build(run).BestEpoch);
+    }
 }

@@ -92,7 +92,7 @@ public static partial class Checkpoint
         var header = ReadHeader(stream, path);
         using var document = header.Document;
         var layout = MatchTensors(path, document.RootElement, model, header.DataLength);
-        var stored = layout.Where(t => t.Parameter.Offset >= model.SavedLength).ToList();
+        var stored = layout.Where(t => t.Parameter.Offset >= model.SavedLength && !t.Parameter.Name.StartsWith(BestPrefix, StringComparison.Ordinal)).ToList();
         header.Metadata.TryGetValue(OptimizerKey, out string? name);
         if (stored.Count == 0 && name is null)
         {
@@ -131,6 +131,46 @@ public static partial class Checkpoint
             buffers.Add(buffer, values);
         }
         return new OptimizerState(name, steps, buffers);
+    }
+
+    /// <summary>
+    /// Reads the best weights an early-stopping run stored in the checkpoint at <paramref name="path"/>
+    /// for <paramref name="model"/>, or returns null when the file holds none. Validation is that of
+    /// <see cref="LoadInto"/>, and every one of the model's tensors must have its copy.
+    /// </summary>
+    /// <exception cref="CheckpointException">The file is missing, unreadable, invalid, does not match the model or holds incomplete best weights.</exception>
+    public static BestWeights? LoadBest(string path, Sequential model)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        ArgumentNullException.ThrowIfNull(model);
+        using var stream = Open(path);
+        var header = ReadHeader(stream, path);
+        using var document = header.Document;
+        var layout = MatchTensors(path, document.RootElement, model, header.DataLength);
+        var stored = layout.Where(t => t.Parameter.Name.StartsWith(BestPrefix, StringComparison.Ordinal)).ToList();
+        bool hasEpoch = header.Metadata.TryGetValue(BestEpochKey, out string? epochText);
+        if (stored.Count == 0 && !hasEpoch)
+        {
+            return null;
+        }
+        if (!int.TryParse(epochText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int epoch) || epoch < 1)
+        {
+            throw Error(path, $"metadata '{BestEpochKey}' is {(epochText is null ? "missing" : $"'{epochText}'")}; expected the epoch of the best weights, 1 or more.");
+        }
+        if (!header.Metadata.TryGetValue(BestAccuracyKey, out string? accuracyText)
+            || !double.TryParse(accuracyText, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double accuracy))
+        {
+            throw Error(path, $"metadata '{BestAccuracyKey}' is {(accuracyText is null ? "missing" : $"'{accuracyText}'")}; expected the best validation accuracy, a number.");
+        }
+        var missing = BestTensors(model).FirstOrDefault(t => !stored.Any(s => s.Parameter.Name == t.Name));
+        if (missing is not null)
+        {
+            throw Error(path, $"best-weights tensor '{missing.Name}' is missing; the best weights are stored for every tensor of the model or not at all.");
+        }
+        int start = model.SavedLength + OptimizerState.BufferNames.Count * model.ParameterCount;
+        var saved = new float[model.SavedLength];
+        ReadTensors(stream, path, header.DataStart, [.. stored.Select(s => s with { Parameter = s.Parameter with { Offset = s.Parameter.Offset - start } })], saved);
+        return new BestWeights(epoch, accuracy, saved);
     }
 
     /// <summary>The metadata of the checkpoint at <paramref name="path"/>, read from its header alone.</summary>
@@ -286,7 +326,8 @@ public static partial class Checkpoint
         var tensors = model.SavedTensors;
         var expected = tensors.ToDictionary(p => p.Name, StringComparer.Ordinal);
         // An optimizer's state may follow the model's tensors: any of its buffers, for every parameter.
-        var optional = OptimizerState.BufferNames.SelectMany((b, i) => OptimizerTensors(model, b, i)).ToDictionary(p => p.Name, StringComparer.Ordinal);
+        // And an early-stopping run's best weights: a copy of every one of the model's tensors.
+        var optional = OptimizerState.BufferNames.SelectMany((b, i) => OptimizerTensors(model, b, i)).Concat(BestTensors(model)).ToDictionary(p => p.Name, StringComparer.Ordinal);
         var found = new Dictionary<string, TensorPlacement>(StringComparer.Ordinal);
         foreach (var property in root.EnumerateObject())
         {

@@ -19,7 +19,9 @@ namespace Cluster.Checkpoints;
 /// A checkpoint to resume training from also holds the optimizer's state: after the model's
 /// tensors, one tensor per state buffer and parameter, named <c>optimizer.0.weight.exp_avg</c>
 /// (the parameter's name, then PyTorch's name for the buffer) and shaped as the parameter, with the
-/// optimizer's name and step count in the metadata.
+/// optimizer's name and step count in the metadata. A run with early stopping also keeps its best
+/// weights so far there: <c>best.0.weight</c> and so on for each of the model's tensors, with the
+/// best epoch and its validation accuracy in the metadata.
 /// </summary>
 public static partial class Checkpoint
 {
@@ -40,6 +42,15 @@ public static partial class Checkpoint
 
     /// <summary>The prefix of an optimizer state tensor's name.</summary>
     private const string OptimizerPrefix = "optimizer.";
+
+    /// <summary>Metadata key of the epoch of the best weights a resumable early-stopping run holds.</summary>
+    public const string BestEpochKey = "cluster.best.epoch";
+
+    /// <summary>Metadata key of their validation accuracy (round-trip format).</summary>
+    public const string BestAccuracyKey = "cluster.best.validation_accuracy";
+
+    /// <summary>The prefix of a best-weights tensor's name.</summary>
+    private const string BestPrefix = "best.";
 
     private const string MetadataKey = "__metadata__";
     private const string Float32 = "F32";
@@ -65,20 +76,25 @@ public static partial class Checkpoint
     /// exactly; null for the model alone. Its buffers must be as long as the model's parameters.
     /// </param>
     /// <exception cref="CheckpointException">The file cannot be written; nothing is left behind and an existing file is unchanged.</exception>
-    public static void Save(string path, Sequential model, IReadOnlyDictionary<string, string>? metadata = null, OptimizerState? optimizer = null) =>
-        Save(path, model, metadata, beforeReplace: null, optimizer);
+    /// <param name="best">With early stopping, the best weights so far, stored beside the model's so that a resumed run keeps them; null for none.</param>
+    public static void Save(string path, Sequential model, IReadOnlyDictionary<string, string>? metadata = null, OptimizerState? optimizer = null, BestWeights? best = null) =>
+        Save(path, model, metadata, beforeReplace: null, optimizer, best);
 
     /// <summary>
     /// <see cref="Save(string, Sequential, IReadOnlyDictionary{string, string}?, OptimizerState?)"/>, calling
     /// <paramref name="beforeReplace"/> with the complete temporary file just before it replaces
     /// <paramref name="path"/>, so that tests can simulate a failure at the last moment.
     /// </summary>
-    internal static void Save(string path, Sequential model, IReadOnlyDictionary<string, string>? metadata, Action<string>? beforeReplace, OptimizerState? optimizer = null)
+    internal static void Save(string path, Sequential model, IReadOnlyDictionary<string, string>? metadata, Action<string>? beforeReplace, OptimizerState? optimizer = null, BestWeights? best = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(model);
         var buffers = OptimizerBuffers(model, optimizer);
-        byte[] header = BuildHeader(model, metadata, optimizer, buffers);
+        if (best is not null && best.Saved.Length != model.SavedLength)
+        {
+            throw new ArgumentException($"the best weights hold {best.Saved.Length} values; the model saves {model.SavedLength}", nameof(best));
+        }
+        byte[] header = BuildHeader(model, metadata, optimizer, buffers, best);
 
         string fullPath = Path.GetFullPath(path);
         string directory = Path.GetDirectoryName(fullPath) ?? fullPath;
@@ -101,7 +117,7 @@ public static partial class Checkpoint
                 Access = FileAccess.Write,
                 Share = FileShare.None,
                 BufferSize = 1 << 16,
-                PreallocationSize = LengthPrefixSize + header.Length + (long)sizeof(float) * (model.SavedLength + (long)buffers.Count * model.ParameterCount),
+                PreallocationSize = LengthPrefixSize + header.Length + (long)sizeof(float) * (model.SavedLength + (long)buffers.Count * model.ParameterCount + (best is null ? 0 : model.SavedLength)),
             }))
             {
                 Span<byte> prefix = stackalloc byte[LengthPrefixSize];
@@ -113,6 +129,10 @@ public static partial class Checkpoint
                 foreach (var (_, values) in buffers)
                 {
                     WriteFloats(stream, values);
+                }
+                if (best is not null)
+                {
+                    WriteFloats(stream, best.Saved);
                 }
                 stream.Flush(flushToDisk: true);
             }
@@ -165,8 +185,19 @@ public static partial class Checkpoint
             Offset = model.SavedLength + bufferIndex * model.ParameterCount + p.Offset,
         });
 
+    /// <summary>
+    /// The best weights' tensors, <c>best.{tensor}</c> for each of the model's, placed (for reading)
+    /// after the model's tensors and every optimizer buffer.
+    /// </summary>
+    private static IEnumerable<NamedParameter> BestTensors(Sequential model) =>
+        model.SavedTensors.Select(p => p with
+        {
+            Name = BestPrefix + p.Name,
+            Offset = model.SavedLength + OptimizerState.BufferNames.Count * model.ParameterCount + p.Offset,
+        });
+
     /// <summary>The JSON header: metadata first, then one entry per tensor, padded with spaces to a multiple of 8 bytes.</summary>
-    private static byte[] BuildHeader(Sequential model, IReadOnlyDictionary<string, string>? metadata, OptimizerState? optimizer, List<(string Name, float[] Values)> buffers)
+    private static byte[] BuildHeader(Sequential model, IReadOnlyDictionary<string, string>? metadata, OptimizerState? optimizer, List<(string Name, float[] Values)> buffers, BestWeights? best)
     {
         var buffer = new ArrayBufferWriter<byte>();
         // Relaxed escaping keeps the spec readable in the file ('+', '<', non-ASCII); it is still plain JSON.
@@ -181,11 +212,16 @@ public static partial class Checkpoint
                 json.WriteString(OptimizerKey, optimizer.Optimizer);
                 json.WriteString(OptimizerStepsKey, optimizer.Steps.ToString(System.Globalization.CultureInfo.InvariantCulture));
             }
+            if (best is not null)
+            {
+                json.WriteString(BestEpochKey, best.Epoch.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                json.WriteString(BestAccuracyKey, best.ValidationAccuracy.ToString("R", System.Globalization.CultureInfo.InvariantCulture));
+            }
             if (metadata is not null)
             {
                 foreach (var (key, value) in metadata.OrderBy(kv => kv.Key, StringComparer.Ordinal))
                 {
-                    if (key is SpecKey or VersionKey or OptimizerKey or OptimizerStepsKey)
+                    if (key is SpecKey or VersionKey or OptimizerKey or OptimizerStepsKey or BestEpochKey or BestAccuracyKey)
                     {
                         continue;
                     }
@@ -199,7 +235,7 @@ public static partial class Checkpoint
             json.WriteEndObject();
 
             ulong offset = 0;
-            var tensors = model.SavedTensors.Concat(buffers.SelectMany((b, i) => OptimizerTensors(model, b.Name, i)));
+            var tensors = model.SavedTensors.Concat(buffers.SelectMany((b, i) => OptimizerTensors(model, b.Name, i))).Concat(best is null ? [] : BestTensors(model));
             foreach (var parameter in tensors)
             {
                 ulong end = offset + sizeof(float) * (ulong)parameter.Length;

@@ -1,3 +1,4 @@
+using Cluster.Checkpoints;
 using Cluster.Models;
 
 namespace Cluster.Training;
@@ -28,6 +29,22 @@ public sealed class BestSnapshot(Sequential model)
             model.State.CopyTo(_state, 0);
         }
         return epoch - Epoch;
+    }
+
+    /// <summary>The best weights so far, for a checkpoint to resume from; null before the first offer.</summary>
+    public BestWeights? Capture() => Epoch == 0 ? null : new BestWeights(Epoch, Accuracy, [.. _parameters, .. _state]);
+
+    /// <summary>Takes over the best weights a resumed run's checkpoint kept (<see cref="Capture"/>).</summary>
+    public void Adopt(BestWeights best)
+    {
+        if (best.Saved.Length != _parameters.Length + _state.Length)
+        {
+            throw new ArgumentException($"the best weights hold {best.Saved.Length} values; the model saves {_parameters.Length + _state.Length}", nameof(best));
+        }
+        Epoch = best.Epoch;
+        Accuracy = best.ValidationAccuracy;
+        best.Saved.AsSpan(0, _parameters.Length).CopyTo(_parameters);
+        best.Saved.AsSpan(_parameters.Length).CopyTo(_state);
     }
 
     /// <summary>Puts the best weights back into the model.</summary>

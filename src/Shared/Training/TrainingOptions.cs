@@ -151,10 +151,6 @@ public sealed record TrainingOptions
         {
             throw new InvalidOptionException("--init and --resume are both given: --init starts a new run from a checkpoint's weights, --resume goes on with an earlier run; give one");
         }
-        if (Resume is not null && Patience is not null)
-        {
-            throw new InvalidOptionException("--resume cannot be combined with --patience: the best epoch's weights, which early stopping keeps, are not in the checkpoint");
-        }
         var spec = ModelPresets.Resolve(Model);
         if (Init is not null || Resume is not null)
         {
@@ -214,7 +210,20 @@ public sealed record TrainingOptions
             string message = e.ParamName is null ? e.Message : e.Message.Replace($" (Parameter '{e.ParamName}')", "", StringComparison.Ordinal);
             throw new InvalidOptionException($"--resume: checkpoint '{Resume}': {message}");
         }
-        return new ResumePoint(epochs, state);
+        BestWeights? best = null;
+        if (Patience is not null)
+        {
+            try
+            {
+                // NOTE: a checkpoint written without --patience holds none: early stopping then counts from the resumed epoch.
+                best = Checkpoint.LoadBest(Resume, model);
+            }
+            catch (CheckpointException e)
+            {
+                throw new InvalidOptionException($"--resume: {e.Message}");
+            }
+        }
+        return new ResumePoint(epochs, state, best);
     }
 
     /// <summary>
@@ -303,4 +312,5 @@ public sealed record TrainingOptions
 /// <summary>Where a resumed run goes on from.</summary>
 /// <param name="EpochsDone">Epochs the checkpoint's run had finished; the resumed run starts with the next.</param>
 /// <param name="Optimizer">The optimizer's state at the end of that epoch.</param>
-public sealed record ResumePoint(int EpochsDone, OptimizerState Optimizer);
+/// <param name="Best">With early stopping, the best weights the run had kept by then, if the checkpoint holds them.</param>
+public sealed record ResumePoint(int EpochsDone, OptimizerState Optimizer, BestWeights? Best = null);

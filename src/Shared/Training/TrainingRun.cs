@@ -89,6 +89,10 @@ public sealed class TrainingRun
             Augmentation = _augmentation,
         };
         var best = new BestSnapshot(Model);
+        if (_resumed?.Best is { } bestSoFar)
+        {
+            best.Adopt(bestSoFar);
+        }
         var results = new List<EpochResult>();
         // A resumed run's file goes on from the epochs its checkpoint had done.
         var earlier = MetricsHistory.EarlierEpochs(_options.Metrics, _resumed?.EpochsDone ?? 0);
@@ -137,6 +141,8 @@ public sealed class TrainingRun
                 ValidationLoss = check?.Loss,
             };
             results.Add(result);
+            // NOTE: offered before the checkpoint is written, which carries the best weights so far for --resume.
+            int? sinceBest = check is null ? null : best.Offer(epoch, check.Accuracy);
             if (metrics is not null)
             {
                 metrics.WriteLine(JsonSerializer.Serialize(result));
@@ -146,7 +152,8 @@ public sealed class TrainingRun
             {
                 // NOTE: every epoch, with the optimizer's state: a run stopped or killed goes on from
                 // here with --resume and ends with the weights it would have had.
-                Checkpoint.Save(path, Model, NormalizationMetadata.ForRun(epoch, test.Accuracy, _options.Seed, _data.Normalization), optimizer.CaptureState());
+                Checkpoint.Save(path, Model, NormalizationMetadata.ForRun(epoch, test.Accuracy, _options.Seed, _data.Normalization), optimizer.CaptureState(),
+                    _options.Patience is null ? null : best.Capture());
                 SavedEpoch = epoch;
             }
             observer.EpochDone(result);
@@ -155,13 +162,14 @@ public sealed class TrainingRun
                 TimeToAccuracy = results.Sum(r => r.Seconds);
                 break;
             }
-            if (check is not null && best.Offer(epoch, check.Accuracy) is int stale && _options.Patience is int patience && stale >= patience)
+            if (sinceBest is int stale && _options.Patience is int patience && stale >= patience)
             {
                 StoppedEarly = true;
                 break;
             }
         }
-        if (_options.Patience is not null && best.Epoch > 0)
+        // NOTE: not when stopped: then the checkpoint stays the last epoch's, to resume from (it holds the best weights too).
+        if (_options.Patience is not null && best.Epoch > 0 && !cancel.IsCancellationRequested)
         {
             // Early stopping keeps the best model, not the last.
             best.Restore();
@@ -169,8 +177,9 @@ public sealed class TrainingRun
             if (_options.Save is string path && best.Epoch != SavedEpoch)
             {
                 // The weights kept, without an optimizer state: this run is over, not to be resumed.
-                var kept = results.First(r => r.Epoch == best.Epoch);
-                Checkpoint.Save(path, Model, NormalizationMetadata.ForRun(kept.Epoch, kept.TestAccuracy, _options.Seed, _data.Normalization));
+                // A resumed run's best epoch may be one before it started: its accuracy is measured again (the same weights, the same figure).
+                double accuracy = results.FirstOrDefault(r => r.Epoch == best.Epoch)?.TestAccuracy ?? Trainer.Evaluate(Model, _data.Test).Accuracy;
+                Checkpoint.Save(path, Model, NormalizationMetadata.ForRun(best.Epoch, accuracy, _options.Seed, _data.Normalization));
                 SavedEpoch = best.Epoch;
             }
         }

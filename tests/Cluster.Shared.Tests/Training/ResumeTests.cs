@@ -73,9 +73,40 @@ public sealed class ResumeTests : IDisposable
         AssertRefused(new() { Model = "mlp", Resume = adam, Epochs = 2 }, "at epoch 2 already", "--epochs above 2");
         AssertRefused(new() { Model = "lenet", Resume = adam, Epochs = 3 }, "unknown tensor", "1.weight");
         AssertRefused(new() { Model = "mlp", Resume = adam, Init = adam, Epochs = 3 }, "--init and --resume are both given");
-        AssertRefused(new() { Model = "mlp", Resume = adam, Epochs = 3, Patience = 2 }, "--patience");
         AssertRefused(new() { Model = "mlp", Resume = _directory.File("none.safetensors"), Epochs = 3 }, "does not exist");
         Assert.Equal("mlp", new TrainingOptions { Model = "mlp", Resume = adam, Epochs = 3 }.Validate().Name);
+        // A checkpoint written without early stopping holds no best weights: early stopping then counts from the resumed epoch.
+        Assert.Equal("mlp", new TrainingOptions { Model = "mlp", Resume = adam, Epochs = 3, Patience = 2 }.Validate().Name);
+    }
+
+    [Fact]
+    public void AnEarlyStoppingRunStoppedAndResumedStopsWhereTheOneNeverStoppedDidWithTheSameWeights()
+    {
+        var options = new TrainingOptions { Model = "mlp", Data = "embedded", Epochs = 40, LearningRate = 0.003f, Patience = 2, Threads = 1, Seed = 4 };
+        string kept = _directory.File("straight.safetensors");
+        string straightMetrics = _directory.File("straight.jsonl");
+        var straight = Train(options with { Save = kept, Metrics = straightMetrics });
+        Assert.True(straight.StoppedEarly, "validation accuracy of mlp on the subset stalls well before 40 epochs");
+        int best = straight.BestEpoch!.Value;
+
+        // Stopped (as by Ctrl+C) one epoch after the best: the checkpoint is that epoch's, the best weights inside it.
+        string resumable = _directory.File("resumable.safetensors");
+        string metrics = _directory.File("resumed.jsonl");
+        using var stop = new CancellationTokenSource();
+        var first = new TrainingRun(options with { Save = resumable, Metrics = metrics }, options.Validate(), Data.Value);
+        first.Run(new StopAfter(best + 1, stop), stop.Token);
+        Assert.Equal(best + 1, first.SavedEpoch);
+        Assert.Null(first.BestEpoch);
+        var model = Checkpoint.Load(resumable).Model;
+        Assert.Equal(best, Checkpoint.LoadBest(resumable, model)?.Epoch);
+        Assert.NotNull(Checkpoint.LoadOptimizerState(resumable, model));
+
+        var resumed = Train(options with { Resume = resumable, Save = resumable, Metrics = metrics });
+        Assert.True(resumed.StoppedEarly);
+        Assert.Equal(best, resumed.BestEpoch);
+        // The best epoch's weights, as the run never stopped kept them, byte for byte; the same epochs in the metrics.
+        Assert.Equal(File.ReadAllBytes(kept), File.ReadAllBytes(resumable));
+        Assert.Equal(Accuracies(straightMetrics), Accuracies(metrics));
     }
 
     [Fact]
@@ -118,6 +149,30 @@ public sealed class ResumeTests : IDisposable
             Assert.Contains(part, e.Message);
         }
         Assert.DoesNotContain('\n', e.Message);
+    }
+
+    /// <summary>Cancels the run once <paramref name="epoch"/> is done, as Ctrl+C would between epochs.</summary>
+    private sealed class StopAfter(int epoch, CancellationTokenSource stop) : ITrainingObserver
+    {
+        public void EpochStarted(int epoch, int batches)
+        {
+        }
+
+        public void BatchDone(int epoch, int batch, float loss, double imagesPerSec)
+        {
+        }
+
+        public void Evaluating(int epoch)
+        {
+        }
+
+        public void EpochDone(EpochResult result)
+        {
+            if (result.Epoch == epoch)
+            {
+                stop.Cancel();
+            }
+        }
     }
 
     private sealed class Silent : ITrainingObserver
