@@ -23,6 +23,7 @@ public sealed class RunRecorder
     private double _stepMsSum;
     private long _stepCount;
     private long _samples;
+    private readonly StragglerWatch _stragglers = new();
     private readonly Histogram<double>? _stepSeconds;
     private readonly Histogram<long>? _stalenessVersions;
 
@@ -81,6 +82,34 @@ public sealed class RunRecorder
                 _firstArrivalMs = now;
             }
             _lastArrivalMs[worker] = now - _firstArrivalMs;
+            _stragglers.Arrived(worker, now - _firstArrivalMs);
+        }
+    }
+
+    /// <summary>A worker left: it no longer counts in the others' lateness.</summary>
+    public void WorkerLeft(int worker)
+    {
+        lock (_lock)
+        {
+            _stragglers.Departed(worker);
+        }
+    }
+
+    /// <summary>How long after its step's first gradient the worker's arrive, smoothed over about <see cref="StragglerWatch.Window"/> steps, in ms.</summary>
+    public double MeanLatenessMs(int worker)
+    {
+        lock (_lock)
+        {
+            return _stragglers.MeanLatenessMs(worker);
+        }
+    }
+
+    /// <summary>True when the worker, still in the run, is a straggler now (<see cref="StragglerWatch"/>).</summary>
+    public bool IsStraggler(int worker)
+    {
+        lock (_lock)
+        {
+            return _stragglers.IsStraggler(worker);
         }
     }
 
@@ -96,6 +125,7 @@ public sealed class RunRecorder
                 _stepCount++;
                 _stepMs.Add(now - _lastApplyMs);
                 _stepSeconds?.Record((now - _lastApplyMs) / 1000);
+                _stragglers.Stepped(now - _lastApplyMs);
             }
             _lastApplyMs = now;
             foreach (long s in staleness)

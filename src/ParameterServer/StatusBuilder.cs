@@ -50,6 +50,8 @@ public static class StatusBuilder
                 Active = w.Active,
                 Pushes = w.Pushes,
                 LastArrivalMs = run.Recorder.LastArrivalMs(w.Id),
+                MeanLatenessMs = run.Recorder.MeanLatenessMs(w.Id),
+                Straggler = run.IsStraggler(w.Id),
                 Time = w.Time,
                 SteadyTime = w.SteadyTime,
                 ImagesPerSec = computeSeconds > 0 ? w.Time.Samples / computeSeconds : 0,

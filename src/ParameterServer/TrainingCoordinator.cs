@@ -41,6 +41,7 @@ public sealed class TrainingCoordinator : IDisposable
     private int _epochsDone;
     private int _savedEpoch;
     private int _keptBest;
+    private readonly HashSet<int> _stragglers = [];
     private volatile bool _stopped;
     private double _epochLossSum;
     private long _epochSamples;
@@ -403,6 +404,45 @@ public sealed class TrainingCoordinator : IDisposable
             Stop();
         }
         return dropped;
+    }
+
+    /// <summary>
+    /// Logs a worker once when it becomes a straggler (the others keep waiting for its gradients)
+    /// and once when it no longer is, with how late it comes and what would help. A worker that
+    /// leaves keeps the mark it had, for the run's summary.
+    /// </summary>
+    public void ReportStragglers()
+    {
+        foreach (var worker in Membership.Snapshot().Where(w => w.Active))
+        {
+            bool straggles = Recorder.IsStraggler(worker.Id);
+            bool added, removed;
+            lock (_stragglers)
+            {
+                added = straggles && _stragglers.Add(worker.Id);
+                removed = !straggles && _stragglers.Remove(worker.Id);
+            }
+            if (added)
+            {
+                double late = Recorder.MeanLatenessMs(worker.Id);
+                _logger.LogWarning("worker {Id} ({Name}) is a straggler: its gradients arrive {Late:F1} ms after each step's first, on average over the last ~{Window} steps, and the others wait for it{Hint}",
+                    worker.Id, worker.Name, late, StragglerWatch.Window,
+                    Options.BackupWorkers == 0 && Rule.Name == "sync" ? "; with --backup-workers 1 a step goes on without the slowest gradient" : "");
+            }
+            else if (removed)
+            {
+                _logger.LogInformation("worker {Id} ({Name}) no longer straggles ({Late:F1} ms after each step's first, on average)", worker.Id, worker.Name, Recorder.MeanLatenessMs(worker.Id));
+            }
+        }
+    }
+
+    /// <summary>True when the worker straggles (as last checked by <see cref="ReportStragglers"/>, every second), or did when it left.</summary>
+    public bool IsStraggler(int worker)
+    {
+        lock (_stragglers)
+        {
+            return _stragglers.Contains(worker);
+        }
     }
 
     /// <summary>Ends the run early (Ctrl+C, every worker gone).</summary>

@@ -58,6 +58,12 @@ internal sealed class InProcessCluster
     public async Task RunAsync(long totalSamples, Func<int, Sequential, Trainer, BatchIterator, (float Loss, int Samples)> compute, TimeSpan timeout)
     {
         using var cancel = new CancellationTokenSource(timeout);
+        // NOTE: each worker loop blocks its own thread on a pull whose wake-up runs on the thread
+        // pool. On two cores the pool starts with two threads and, when they are taken (by other
+        // work of this test process), adds one only every half second or so: steps stalled for
+        // 0.1–0.6 s, and a whole run once until its timeout. Worker processes have no such coupling.
+        ThreadPool.GetMinThreads(out int workerThreads, out int ioThreads);
+        ThreadPool.SetMinThreads(Math.Max(workerThreads, 16), Math.Max(ioThreads, 16));
         Rule.Applied += update =>
         {
             if (Recorder.Samples >= totalSamples)

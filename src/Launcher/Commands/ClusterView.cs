@@ -104,7 +104,7 @@ internal sealed class ClusterView(TextWriter output, ServerOptions options, bool
 
     /// <summary>
     /// The view of <paramref name="s"/>: a header line, a progress bar, one row per worker (its
-    /// time split and how late its last gradient came: the straggler stands out) and one per
+    /// time split and how late its gradients come on average, a straggler marked as one) and one per
     /// epoch evaluated. <paramref name="workers"/> and <paramref name="ofRun"/> say in the header
     /// what the run was started with, when the caller knows it.
     /// </summary>
@@ -113,15 +113,15 @@ internal sealed class ClusterView(TextWriter output, ServerOptions options, bool
         double progress = Progress(s);
         var header = new Markup(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
             $"mode {s.Mode}  {workers}  global step {GlobalStep(s):N0}  {progress:P0}{ofRun}  {s.ImagesPerSec:N0} images/s  loss {s.LastLoss:F4}  {s.Seconds:F0} s")));
-        var table = new Table().AddColumns("worker", "pushes", "images/s", "compute", "push", "pull", "waiting", "last arrival");
+        var table = new Table().AddColumns("worker", "pushes", "images/s", "compute", "push", "pull", "waiting", "late (avg)");
         foreach (var w in s.Workers)
         {
             var t = w.Time ?? new TimeSplit();
             double total = Math.Max(1e-9, t.ComputeMs + t.PushMs + t.PullMs + t.WaitMs);
-            table.AddRow(Markup.Escape(w.Name + (w.Active ? "" : " (left)")), w.Pushes.ToString("N0", CultureInfo.InvariantCulture), w.ImagesPerSec.ToString("N0", CultureInfo.InvariantCulture),
+            table.AddRow(Markup.Escape(w.Name + (w.Active ? "" : " (left)") + (w.Straggler ? " (straggler)" : "")), w.Pushes.ToString("N0", CultureInfo.InvariantCulture), w.ImagesPerSec.ToString("N0", CultureInfo.InvariantCulture),
                 (t.ComputeMs / total).ToString("P0", CultureInfo.InvariantCulture), (t.PushMs / total).ToString("P0", CultureInfo.InvariantCulture),
                 (t.PullMs / total).ToString("P0", CultureInfo.InvariantCulture), (t.WaitMs / total).ToString("P0", CultureInfo.InvariantCulture),
-                w.LastArrivalMs.ToString("F1", CultureInfo.InvariantCulture) + " ms");
+                w.MeanLatenessMs.ToString("F1", CultureInfo.InvariantCulture) + " ms");
         }
         bool validated = s.Epochs.Any(e => e.HasValidationAccuracy);
         var epochs = new Table().AddColumns(["epoch", "train loss", .. validated ? ["validation accuracy"] : Array.Empty<string>(), "test loss", "test accuracy", "images/s"]);
@@ -187,7 +187,8 @@ internal sealed class ClusterView(TextWriter output, ServerOptions options, bool
         {
             var t = w.Time ?? new TimeSplit();
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  {w.Name}: {w.Pushes:N0} pushes, compute {t.ComputeMs / 1000:F1} s, push {t.PushMs / 1000:F1} s, pull {t.PullMs / 1000:F1} s, waiting {t.WaitMs / 1000:F1} s"));
+                $"  {w.Name}: {w.Pushes:N0} pushes, compute {t.ComputeMs / 1000:F1} s, push {t.PushMs / 1000:F1} s, pull {t.PullMs / 1000:F1} s, waiting {t.WaitMs / 1000:F1} s")
+                + (w.Straggler ? string.Create(CultureInfo.InvariantCulture, $"; a straggler at the end: its gradients came {w.MeanLatenessMs:F1} ms after each step's first, on average") : ""));
         }
     }
 }

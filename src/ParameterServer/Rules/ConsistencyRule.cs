@@ -87,6 +87,7 @@ public abstract class ConsistencyRule
     /// <summary>A worker left: the rule stops waiting for it.</summary>
     public void WorkerLeft(int worker)
     {
+        Recorder.WorkerLeft(worker);
         lock (Gate)
         {
             if (_joining.Remove(worker))
