@@ -11,7 +11,7 @@ namespace Cluster.Launcher;
 /// The <c>cluster</c> command line. Every error a user can cause (a bad flag, an unknown model, a
 /// missing or corrupt file) ends as one line on stderr and exit code 2; success is 0.
 /// </summary>
-public static class Cli
+public static partial class Cli
 {
     /// <summary>Exit code for bad input.</summary>
     public const int UsageError = 2;
@@ -38,7 +38,7 @@ public static class Cli
         {
             foreach (var e in parse.Errors)
             {
-                error.WriteLine($"error: {e.Message}");
+                error.WriteLine($"error: {Readable(e.Message)}");
             }
             return UsageError;
         }
@@ -62,4 +62,19 @@ public static class Cli
             return UsageError;
         }
     }
+
+    /// <summary>
+    /// A parse error as a person reads it: System.CommandLine names the .NET type a value must
+    /// parse as ("System.Nullable`1[System.Int32]"); this says what to give instead.
+    /// </summary>
+    internal static string Readable(string message) => ExpectedType().Replace(message, m => m.Groups["type"].Value switch
+    {
+        "Int32" or "Int64" => ": expected a whole number",
+        "UInt64" or "UInt32" => ": expected a whole number, 0 or more",
+        "Double" or "Single" => ": expected a number, such as 0.5",
+        var other => $": expected a value of type {other}",
+    });
+
+    [System.Text.RegularExpressions.GeneratedRegex(@" as expected type 'System\.(?:Nullable`1\[System\.)?(?<type>\w+)\]?'")]
+    private static partial System.Text.RegularExpressions.Regex ExpectedType();
 }

@@ -68,6 +68,19 @@ public sealed class BadInputTests
     }
 
     [Theory]
+    [InlineData("train", "--patience", "x", "option '--patience': expected a whole number.")]
+    [InlineData("local", "--workers", "abc", "option '--workers': expected a whole number.")]
+    [InlineData("train", "--lr", "fast", "option '--lr': expected a number, such as 0.5.")]
+    [InlineData("train", "--seed", "-1", "option '--seed': expected a whole number, 0 or more.")]
+    public void AValueOfTheWrongKindIsNamedWithWhatToGive(string command, string flag, string value, string expected)
+    {
+        var (code, _, error) = CliRunner.Run(command, flag, value);
+        Assert.Equal(Cli.UsageError, code);
+        Assert.Contains(expected, error);
+        Assert.DoesNotContain("System.", error);
+    }
+
+    [Theory]
     [InlineData("lstm")]
     [InlineData("gru")]
     [InlineData("lenet")]
