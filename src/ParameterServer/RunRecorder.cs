@@ -24,6 +24,7 @@ public sealed class RunRecorder
     private long _stepCount;
     private long _samples;
     private readonly StragglerWatch _stragglers = new();
+    private readonly Dictionary<int, (long Sum, long Count)> _workerStaleness = [];
     private readonly Histogram<double>? _stepSeconds;
     private readonly Histogram<long>? _stalenessVersions;
 
@@ -104,6 +105,16 @@ public sealed class RunRecorder
         }
     }
 
+    /// <summary>The mean staleness of the worker's applied gradients (async, ssp: a slow worker's gradients are the stale ones), 0 before any.</summary>
+    public double MeanStaleness(int worker)
+    {
+        lock (_lock)
+        {
+            var (sum, count) = _workerStaleness.GetValueOrDefault(worker);
+            return count == 0 ? 0 : (double)sum / count;
+        }
+    }
+
     /// <summary>True when the worker, still in the run, is a straggler now (<see cref="StragglerWatch"/>).</summary>
     public bool IsStraggler(int worker)
     {
@@ -113,8 +124,12 @@ public sealed class RunRecorder
         }
     }
 
-    /// <summary>An update was applied; <paramref name="staleness"/> per contributing gradient.</summary>
-    public void RecordApplied(int samples, float loss, ReadOnlySpan<long> staleness)
+    /// <summary>
+    /// An update was applied; <paramref name="staleness"/> per contributing gradient. An update of
+    /// one <paramref name="worker"/>'s gradient alone (async, ssp) also counts toward that worker's
+    /// mean staleness.
+    /// </summary>
+    public void RecordApplied(int samples, float loss, ReadOnlySpan<long> staleness, int? worker = null)
     {
         lock (_lock)
         {
@@ -139,6 +154,11 @@ public sealed class RunRecorder
             }
             _samples += samples;
             LastLoss = loss;
+            if (worker is int w && staleness.Length == 1)
+            {
+                var (sum, count) = _workerStaleness.GetValueOrDefault(w);
+                _workerStaleness[w] = (sum + staleness[0], count + 1);
+            }
         }
     }
 

@@ -48,6 +48,8 @@ public static class ServerMetrics
             "how long after its step's first gradient each worker's last one arrived (sync): a straggler's stands out");
         meter.CreateObservableGauge("cluster.worker.lateness", () => PerWorker<double>(run, (w, tags) => [new Measurement<double>(run.Recorder.MeanLatenessMs(w.Id) / 1000, tags)]), "s",
             "how long after each step's first gradient each worker's arrive, smoothed over about 32 steps (sync)");
+        meter.CreateObservableGauge("cluster.worker.staleness", () => PerWorker<double>(run, (w, tags) => [new Measurement<double>(run.Recorder.MeanStaleness(w.Id), tags)]), "{version}",
+            "the mean staleness of each worker's applied gradients (async, ssp): a slow worker's are the stale ones");
         meter.CreateObservableGauge("cluster.worker.straggler", () => PerWorker<int>(run, (w, tags) => [new Measurement<int>(run.IsStraggler(w.Id) ? 1 : 0, tags)]), description:
             "1 while the other workers keep waiting for this one (sync): its lateness is at least a fifth of a step and three times theirs");
     }

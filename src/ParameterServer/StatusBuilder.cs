@@ -52,6 +52,7 @@ public static class StatusBuilder
                 LastArrivalMs = run.Recorder.LastArrivalMs(w.Id),
                 MeanLatenessMs = run.Recorder.MeanLatenessMs(w.Id),
                 Straggler = run.IsStraggler(w.Id),
+                MeanStaleness = run.Recorder.MeanStaleness(w.Id),
                 Time = w.Time,
                 SteadyTime = w.SteadyTime,
                 ImagesPerSec = computeSeconds > 0 ? w.Time.Samples / computeSeconds : 0,

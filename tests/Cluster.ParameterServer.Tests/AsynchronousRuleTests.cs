@@ -45,12 +45,18 @@ public sealed class AsynchronousRuleTests(ITestOutputHelper output)
     {
         var histogram = await StalenessWithAStragglerAsync("async");
         Assert.True(histogram.Length > 3, "a slow worker under async should see staleness above 2");
+        // The straggler is the worker whose gradients are stale: its mean staleness stands out.
+        var recorder = _last!.Recorder;
+        output.WriteLine(string.Join(", ", Enumerable.Range(0, 5).Select(w => $"worker {w}: {recorder.MeanStaleness(w):F2}")));
+        Assert.All(Enumerable.Range(1, 4), w => Assert.True(recorder.MeanStaleness(0) > 2 * recorder.MeanStaleness(w), $"worker 0: {recorder.MeanStaleness(0):F2}, worker {w}: {recorder.MeanStaleness(w):F2}"));
     }
+
+    private InProcessCluster? _last;
 
     /// <summary>Five workers without real compute, worker 0 a straggler that makes staleness want to grow.</summary>
     private async Task<long[]> StalenessWithAStragglerAsync(string mode)
     {
-        var cluster = new InProcessCluster("mlp", mode, 5, 0, Adam);
+        var cluster = _last = new InProcessCluster("mlp", mode, 5, 0, Adam);
         await cluster.RunAsync(64 * 1500, (worker, model, trainer, batches) =>
         {
             if (worker == 0)

@@ -113,7 +113,9 @@ internal sealed class ClusterView(TextWriter output, ServerOptions options, bool
         double progress = Progress(s);
         var header = new Markup(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
             $"mode {s.Mode}  {workers}  global step {GlobalStep(s):N0}  {progress:P0}{ofRun}  {s.ImagesPerSec:N0} images/s  loss {s.LastLoss:F4}  {s.Seconds:F0} s")));
-        var table = new Table().AddColumns("worker", "pushes", "images/s", "compute", "push", "pull", "waiting", "late (avg)");
+        // Sync: how late each worker's gradients come; async and ssp: how stale they are when applied.
+        bool sync = s.Mode == "sync";
+        var table = new Table().AddColumns("worker", "pushes", "images/s", "compute", "push", "pull", "waiting", sync ? "late (avg)" : "staleness (avg)");
         foreach (var w in s.Workers)
         {
             var t = w.Time ?? new TimeSplit();
@@ -121,7 +123,7 @@ internal sealed class ClusterView(TextWriter output, ServerOptions options, bool
             table.AddRow(Markup.Escape(w.Name + (w.Active ? "" : " (left)") + (w.Straggler ? " (straggler)" : "")), w.Pushes.ToString("N0", CultureInfo.InvariantCulture), w.ImagesPerSec.ToString("N0", CultureInfo.InvariantCulture),
                 (t.ComputeMs / total).ToString("P0", CultureInfo.InvariantCulture), (t.PushMs / total).ToString("P0", CultureInfo.InvariantCulture),
                 (t.PullMs / total).ToString("P0", CultureInfo.InvariantCulture), (t.WaitMs / total).ToString("P0", CultureInfo.InvariantCulture),
-                w.MeanLatenessMs.ToString("F1", CultureInfo.InvariantCulture) + " ms");
+                sync ? w.MeanLatenessMs.ToString("F1", CultureInfo.InvariantCulture) + " ms" : w.MeanStaleness.ToString("F2", CultureInfo.InvariantCulture));
         }
         bool validated = s.Epochs.Any(e => e.HasValidationAccuracy);
         var epochs = new Table().AddColumns(["epoch", "train loss", .. validated ? ["validation accuracy"] : Array.Empty<string>(), "test loss", "test accuracy", "images/s"]);
@@ -188,7 +190,8 @@ internal sealed class ClusterView(TextWriter output, ServerOptions options, bool
             var t = w.Time ?? new TimeSplit();
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"  {w.Name}: {w.Pushes:N0} pushes, compute {t.ComputeMs / 1000:F1} s, push {t.PushMs / 1000:F1} s, pull {t.PullMs / 1000:F1} s, waiting {t.WaitMs / 1000:F1} s")
-                + (w.Straggler ? string.Create(CultureInfo.InvariantCulture, $"; a straggler at the end: its gradients came {w.MeanLatenessMs:F1} ms after each step's first, on average") : ""));
+                + (w.Straggler ? string.Create(CultureInfo.InvariantCulture, $"; a straggler at the end: its gradients came {w.MeanLatenessMs:F1} ms after each step's first, on average") : "")
+                + (s.Mode != "sync" ? string.Create(CultureInfo.InvariantCulture, $", mean staleness {w.MeanStaleness:F2}") : ""));
         }
     }
 }

@@ -25,7 +25,7 @@ public sealed class AsyncRule(ParameterStore store, GradientPool pool, RunRecord
                 return PushOutcome.DroppedLate;
             }
             Span<long> staleness = [Store.Version - gradient.BaseVersion];
-            Recorder.RecordApplied(gradient.Samples, gradient.Loss, staleness);
+            Recorder.RecordApplied(gradient.Samples, gradient.Loss, staleness, gradient.Worker);
             ApplyUpdate(gradient.Values, gradient.Samples, gradient.Loss, 1);
             Pool.Return(gradient.Values);
         }

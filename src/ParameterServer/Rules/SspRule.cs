@@ -107,7 +107,7 @@ public sealed class SspRule : ConsistencyRule
             _queued.Remove(next);
             _leases.Remove(next.Worker);
             Span<long> staleness = [Store.Version - next.BaseVersion];
-            Recorder.RecordApplied(next.Samples, next.Loss, staleness);
+            Recorder.RecordApplied(next.Samples, next.Loss, staleness, next.Worker);
             ApplyUpdate(next.Values, next.Samples, next.Loss, 1);
             Pool.Return(next.Values);
             any = true;
