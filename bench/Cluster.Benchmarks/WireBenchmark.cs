@@ -132,13 +132,18 @@ public static class WireBenchmark
             var data = FashionMnist.LoadEmbedded();
             using var tcp = new TcpPair(1 << 20);
             using var tcpSmallReads = new TcpPair(4096);
+            await using var bare = await BareHttp.StartAsync().ConfigureAwait(false);
             await using var shipped = await WireEndpoint.StartAsync(new WireSettings { Shipped = true }, specPath, data).ConfigureAwait(false);
             // NOTE: the first transfers of a process run the gRPC and Kestrel paths before the JIT has optimized them: warm up, untimed.
             await shipped.WarmUpAsync(12).ConfigureAwait(false);
             tcp.Transfer();
             tcpSmallReads.Transfer();
+            await bare.GetAsync(HttpVersion.Version11).ConfigureAwait(false);
+            await bare.GetAsync(HttpVersion.Version20).ConfigureAwait(false);
 
             var tcpTimes = new double[rounds];
+            var http1 = new double[rounds];
+            var http2 = new double[rounds];
             var smallTimes = new double[rounds];
             var pulls = new double[rounds];
             var pushes = new double[rounds];
@@ -148,12 +153,16 @@ public static class WireBenchmark
                 smallTimes[r] = tcpSmallReads.Transfer();
                 pulls[r] = await shipped.PullAsync().ConfigureAwait(false);
                 pushes[r] = await shipped.PushAsync().ConfigureAwait(false);
+                http1[r] = await bare.GetAsync(HttpVersion.Version11).ConfigureAwait(false);
+                http2[r] = await bare.GetAsync(HttpVersion.Version20).ConfigureAwait(false);
             }
             double apply = shipped.MedianApplySeconds(rounds);
             double check = MedianCheckSeconds(rounds);
             Console.WriteLine($"{Bytes / (1024.0 * 1024):F2} MiB per transfer on 127.0.0.1, medians of {rounds} rounds");
             Console.WriteLine($"raw TCP: {Rate(tcpTimes):F2} GiB/s with 1 MiB reads ({Median([.. tcp.Cpu]) * 1e3:F0} CPU ms), "
                 + $"{Rate(smallTimes):F2} GiB/s with 4 KiB reads (Kestrel's own read size; {Median([.. tcpSmallReads.Cpu]) * 1e3:F0} CPU ms)");
+            Console.WriteLine($"the transport alone, no gRPC (a GET of the same bytes from Kestrel to HttpClient, 256 KiB writes, 1 MiB reads): "
+                + $"HTTP/2 {Rate(http2):F2} GiB/s ({Median(PerRound(tcpTimes, http2)):P0} of raw TCP), HTTP/1.1 {Rate(http1):F2} GiB/s ({Median(PerRound(tcpTimes, http1)):P0})");
             Console.WriteLine($"inside each push, the server's own work: {check * 1e3:F1} ms copying the chunks into the gradient buffer and checking for NaN, "
                 + $"{apply * 1e3:F1} ms for the update (SGD step and snapshot copy), which sync mode does chunk by chunk as the chunks arrive");
             Console.WriteLine();
@@ -456,6 +465,76 @@ public static class WireBenchmark
             _receiver.Dispose();
             _listener.Stop();
             _listener.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The HTTP transport without gRPC, for a ceiling: Kestrel answering a GET with the same bytes
+    /// in 256 KiB writes, on an HTTP/1.1 endpoint and an HTTP/2 one (windows as the server's), and
+    /// HttpClient reading 1 MiB at a time. gRPC runs on HTTP/2; whatever HTTP/2 alone cannot reach,
+    /// no gRPC setting can.
+    /// </summary>
+    private sealed class BareHttp : IAsyncDisposable
+    {
+        private static readonly byte[] Block = new byte[256 * 1024];
+        private readonly WebApplication _app;
+        private readonly HttpClient _client = new(new SocketsHttpHandler { InitialHttp2StreamWindowSize = ParameterServerHost.StreamWindowBytes });
+        private readonly byte[] _read = new byte[1 << 20];
+
+        private BareHttp(WebApplication app) => _app = app;
+
+        public static async Task<BareHttp> StartAsync()
+        {
+            var builder = WebApplication.CreateSlimBuilder();
+            builder.Logging.ClearProviders();
+            builder.WebHost.ConfigureKestrel(kestrel =>
+            {
+                kestrel.Listen(IPAddress.Loopback, 0, listen => listen.Protocols = HttpProtocols.Http1);
+                kestrel.Listen(IPAddress.Loopback, 0, listen => listen.Protocols = HttpProtocols.Http2);
+                kestrel.Limits.Http2.InitialStreamWindowSize = ParameterServerHost.StreamWindowBytes;
+                kestrel.Limits.Http2.InitialConnectionWindowSize = ParameterServerHost.ConnectionWindowBytes;
+                kestrel.Limits.MaxResponseBufferSize = null;
+            });
+            var app = builder.Build();
+            app.MapGet("/bytes", async context =>
+            {
+                context.Response.ContentLength = Bytes;
+                for (long sent = 0; sent < Bytes; sent += Block.Length)
+                {
+                    await context.Response.Body.WriteAsync(Block.AsMemory(0, (int)Math.Min(Block.Length, Bytes - sent))).ConfigureAwait(false);
+                }
+            });
+            await app.StartAsync().ConfigureAwait(false);
+            return new BareHttp(app);
+        }
+
+        /// <summary>Seconds of one GET of the 100 MiB over <paramref name="version"/>.</summary>
+        public async Task<double> GetAsync(Version version)
+        {
+            // NOTE: the endpoints in the order they were bound: HTTP/1.1 first.
+            var addresses = _app.Urls.ToArray();
+            string address = version == HttpVersion.Version11 ? addresses[0] : addresses[1];
+            long start = Stopwatch.GetTimestamp();
+            using var request = new HttpRequestMessage(HttpMethod.Get, address + "/bytes") { Version = version, VersionPolicy = HttpVersionPolicy.RequestVersionExact };
+            using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead).ConfigureAwait(false);
+            await using var body = await response.Content.ReadAsStreamAsync().ConfigureAwait(false);
+            long total = 0;
+            for (int n; (n = await body.ReadAsync(_read).ConfigureAwait(false)) > 0;)
+            {
+                total += n;
+            }
+            if (total != Bytes)
+            {
+                throw new InvalidDataException($"GET over HTTP/{version}: {total} of {Bytes} bytes");
+            }
+            return Stopwatch.GetElapsedTime(start).TotalSeconds;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            _client.Dispose();
+            await _app.StopAsync().ConfigureAwait(false);
+            await _app.DisposeAsync().ConfigureAwait(false);
         }
     }
 
