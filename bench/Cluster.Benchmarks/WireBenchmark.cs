@@ -7,7 +7,9 @@ using Cluster.Training;
 using Cluster.Wire;
 using Cluster.Worker;
 using Google.Protobuf;
+using Grpc.AspNetCore.Web;
 using Grpc.Net.Client;
+using Grpc.Net.Client.Web;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
@@ -59,6 +61,12 @@ public sealed record WireSettings
     /// <summary>Exchange streams (connections) a push is spread over. Default as <see cref="ServerOptions.PushLanes"/>.</summary>
     public int PushLanes { get; init; } = new ServerOptions().PushLanes;
 
+    /// <summary>
+    /// Pulls through gRPC-Web over HTTP/1.1 (a second endpoint of the server), which is not cut into
+    /// 16 KiB HTTP/2 frames; pushes stay on HTTP/2, since gRPC-Web has no client streaming.
+    /// </summary>
+    public bool GrpcWebPull { get; init; }
+
     /// <summary>The shipped client's connections gather writes into large sends (<see cref="CoalescingSocketStream"/>); false: SocketsHttpHandler's own socket.</summary>
     public bool GatherWrites { get; init; } = true;
 }
@@ -92,6 +100,7 @@ public static class WireBenchmark
         new() { Name = "push lanes 4", PushLanes = 4, Shipped = true },
         new() { Name = "HTTP/2 client's own socket", GatherWrites = false, Shipped = true },
         new() { Name = "Pull and Push calls (copy)" },
+        new() { Name = "pull over gRPC-Web, HTTP/1.1", GrpcWebPull = true },
         new() { Name = "chunk 16 Ki floats (64 KiB)", ChunkFloats = 16 * 1024, Shipped = true },
         new() { Name = "chunk 64 Ki floats (256 KiB)", ChunkFloats = 64 * 1024, Shipped = true },
         new() { Name = "chunk 1 Mi floats (4 MiB)", ChunkFloats = 1024 * 1024, Shipped = true },
@@ -311,7 +320,9 @@ public static class WireBenchmark
             string address = ParameterServerHost.ListeningAddress(app);
             int maxMessage = ParameterServerHost.MaxMessageBytes(settings.ChunkFloats);
             var shipped = settings.Shipped ? new ParameterClient(address, maxMessage, null, settings.GatherWrites) : null;
-            var copy = settings.Shipped ? null : new WireClient(address, maxMessage, settings.ClientStreamWindow);
+            // NOTE: the endpoints in the order they were bound: HTTP/2 first, then gRPC-Web's HTTP/1.1.
+            string? webAddress = settings.GrpcWebPull ? app.Urls.ElementAt(1) : null;
+            var copy = settings.Shipped ? null : new WireClient(address, maxMessage, settings.ClientStreamWindow, webAddress);
             var join = await (shipped?.Client ?? copy!.Client).JoinAsync(new JoinRequest { WorkerName = "wire-benchmark" }).ConfigureAwait(false);
             return new WireEndpoint(app, shipped, copy, join);
         }
@@ -551,6 +562,10 @@ public static class WireBenchmark
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.Listen(IPAddress.Loopback, 0, listen => listen.Protocols = HttpProtocols.Http2);
+            if (settings.GrpcWebPull)
+            {
+                kestrel.Listen(IPAddress.Loopback, 0, listen => listen.Protocols = HttpProtocols.Http1);
+            }
             kestrel.Limits.Http2.InitialStreamWindowSize = settings.ServerStreamWindow;
             kestrel.Limits.Http2.InitialConnectionWindowSize = settings.ServerConnectionWindow;
             kestrel.Limits.Http2.MaxFrameSize = settings.MaxFrameSize;
@@ -572,6 +587,10 @@ public static class WireBenchmark
         builder.Services.AddSingleton(data);
         builder.Services.AddSingleton(sp => new TrainingCoordinator(options, data, sp.GetRequiredService<ILoggerFactory>().CreateLogger("cluster.server")));
         var app = builder.Build();
+        if (settings.GrpcWebPull)
+        {
+            app.UseGrpcWeb(new GrpcWebOptions { DefaultEnabled = true });
+        }
         app.MapGrpcService<ParameterServerService>();
         return app;
     }
@@ -580,8 +599,11 @@ public static class WireBenchmark
     private sealed class WireClient : IDisposable
     {
         private readonly GrpcChannel _channel;
+        private readonly GrpcChannel? _webChannel;
+        private readonly Wire.ParameterServer.ParameterServerClient _pullClient;
 
-        public WireClient(string address, int maxMessageBytes, int streamWindow)
+        /// <param name="webAddress">With an address, pulls go there through gRPC-Web over HTTP/1.1.</param>
+        public WireClient(string address, int maxMessageBytes, int streamWindow, string? webAddress = null)
         {
             var handler = new SocketsHttpHandler
             {
@@ -591,13 +613,27 @@ public static class WireBenchmark
             };
             _channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions { HttpHandler = handler, MaxReceiveMessageSize = maxMessageBytes, MaxSendMessageSize = maxMessageBytes });
             Client = new Wire.ParameterServer.ParameterServerClient(_channel);
+            _pullClient = Client;
+            if (webAddress is not null)
+            {
+                var web = new GrpcWebHandler(GrpcWebMode.GrpcWeb, new SocketsHttpHandler { PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan });
+                _webChannel = GrpcChannel.ForAddress(webAddress, new GrpcChannelOptions
+                {
+                    HttpHandler = web,
+                    HttpVersion = HttpVersion.Version11,
+                    HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact,
+                    MaxReceiveMessageSize = maxMessageBytes,
+                    MaxSendMessageSize = maxMessageBytes,
+                });
+                _pullClient = new Wire.ParameterServer.ParameterServerClient(_webChannel);
+            }
         }
 
         public Wire.ParameterServer.ParameterServerClient Client { get; }
 
         public async Task PullAsync(int worker, float[] weights)
         {
-            using var call = Client.Pull(new PullRequest { WorkerId = worker });
+            using var call = _pullClient.Pull(new PullRequest { WorkerId = worker });
             int offset = 0;
             while (await call.ResponseStream.MoveNext(CancellationToken.None).ConfigureAwait(false))
             {
@@ -634,6 +670,10 @@ public static class WireBenchmark
             await call.ResponseAsync.ConfigureAwait(false);
         }
 
-        public void Dispose() => _channel.Dispose();
+        public void Dispose()
+        {
+            _webChannel?.Dispose();
+            _channel.Dispose();
+        }
     }
 }
