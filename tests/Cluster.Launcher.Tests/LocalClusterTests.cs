@@ -98,6 +98,30 @@ public sealed partial class LocalClusterTests
     }
 
     [Fact]
+    public async Task AStragglerIsNamedInTheServersLogAndTheRunsSummary()
+    {
+        using var scratch = new ScratchDirectory();
+        var options = new ServerOptions
+        {
+            Training = new TrainingOptions { Model = "mlp", Epochs = 2, Data = "embedded" },
+            Workers = 2,
+            Mode = "sync",
+            Host = "127.0.0.1",
+            Port = 0,
+        };
+        var output = new StringWriter();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+
+        // worker-1 waits 30 ms more than worker-0 every step: about 160 steps of some 35 ms.
+        var result = await LocalCommand.RunAsync(options, new Dictionary<int, double> { [1] = 30 }, scratch.File("logs"), output, live: false, quiet: false, timeout.Token);
+
+        Assert.True(result.ExitCode == 0, output.ToString());
+        Assert.Matches("worker-1: .*; a straggler at the end: its gradients came [0-9.]+ ms after each step's first", output.ToString());
+        Assert.DoesNotMatch("worker-0: .*straggler", output.ToString());
+        Assert.Matches(@"worker [0-9]+ \(worker-1\) is a straggler", File.ReadAllText(Path.Combine(scratch.File("logs"), "server.log")));
+    }
+
+    [Fact]
     public void EarlyStoppingNeedsAnEvaluationAfterEachEpoch()
     {
         var (code, output, error) = CliRunner.Run("local", "--patience", "2", "--evaluate", "end", "--data", "embedded");
