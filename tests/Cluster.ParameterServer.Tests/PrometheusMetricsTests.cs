@@ -60,6 +60,8 @@ public sealed partial class PrometheusMetricsTests
             Assert.Equal(worker.Pushes, metrics[$"cluster_worker_pushes_total{{{tags}}}"]);
             Assert.Equal(worker.Time.ComputeMs / 1000, metrics[$"cluster_worker_time_seconds_total{{part=\"compute\",{tags}}}"], 1e-9);
             Assert.Equal(worker.Time.WaitMs / 1000, metrics[$"cluster_worker_time_seconds_total{{part=\"wait\",{tags}}}"], 1e-9);
+            Assert.Equal(worker.MeanLatenessMs / 1000, metrics[$"cluster_worker_lateness_seconds{{{tags}}}"], 1e-9);
+            Assert.Equal(worker.Straggler ? 1 : 0, metrics[$"cluster_worker_straggler{{{tags}}}"]);
         }
         Assert.Equal(["w0", "w1"], status.Workers.Select(w => w.Name).Order());
 
