@@ -27,20 +27,9 @@ public sealed partial class LocalClusterTests
         using var scratch = new ScratchDirectory();
         string metrics = scratch.File("metrics.jsonl");
         string checkpoint = scratch.File("model.safetensors");
-        var options = new ServerOptions
-        {
-            Training = new TrainingOptions { Model = "mlp", Epochs = 2, Data = "embedded", Metrics = metrics, Save = checkpoint },
-            Workers = 2,
-            Mode = "sync",
-            Host = "127.0.0.1",
-            Port = 0,
-        };
-        var output = new StringWriter();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var (result, output) = await RunTwoSyncWorkersAsync(new TrainingOptions { Model = "mlp", Epochs = 2, Data = "embedded", Metrics = metrics, Save = checkpoint }, scratch.File("logs"));
 
-        var result = await LocalCommand.RunAsync(options, new Dictionary<int, double>(), scratch.File("logs"), output, live: false, quiet: false, timeout.Token);
-
-        Assert.True(result.ExitCode == 0, output.ToString());
+        Assert.True(result.ExitCode == 0, output);
         Assert.Equal(3, result.ProcessIds.Count);
         foreach (int pid in result.ProcessIds)
         {
@@ -54,10 +43,10 @@ public sealed partial class LocalClusterTests
         Assert.True(last.RootElement.GetProperty("compute_ms").GetDouble() > 0);
         double accuracy = last.RootElement.GetProperty("test_accuracy").GetDouble();
         Assert.True(accuracy >= 0.8, $"test accuracy {accuracy:P2} after 2 epochs");
-        Assert.Contains("staleness histogram {0:", output.ToString());
+        Assert.Contains("staleness histogram {0:", output);
 
         // The checkpoint holds the weights the server evaluated last: the same accuracy here.
-        Assert.Contains($"saved {checkpoint}", output.ToString());
+        Assert.Contains($"saved {checkpoint}", output);
         var loaded = Checkpoint.Load(checkpoint);
         Assert.Equal(("2", "sync", "2"), (loaded.Metadata["cluster.epochs"], loaded.Metadata["cluster.mode"], loaded.Metadata["cluster.workers"]));
         var data = FashionMnist.Load("embedded", NormalizationMetadata.Read(loaded.Metadata, checkpoint));
@@ -71,26 +60,16 @@ public sealed partial class LocalClusterTests
         string metrics = scratch.File("metrics.jsonl");
         string checkpoint = scratch.File("model.safetensors");
         // A learning rate high enough that validation accuracy stalls within the 40 epochs.
-        var options = new ServerOptions
-        {
-            Training = new TrainingOptions { Model = "mlp", Epochs = 40, Data = "embedded", LearningRate = 0.003f, Patience = 2, Metrics = metrics, Save = checkpoint },
-            Workers = 2,
-            Mode = "sync",
-            Host = "127.0.0.1",
-            Port = 0,
-        };
-        var output = new StringWriter();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var (result, output) = await RunTwoSyncWorkersAsync(
+            new TrainingOptions { Model = "mlp", Epochs = 40, Data = "embedded", LearningRate = 0.003f, Patience = 2, Metrics = metrics, Save = checkpoint }, scratch.File("logs"));
 
-        var result = await LocalCommand.RunAsync(options, new Dictionary<int, double>(), scratch.File("logs"), output, live: false, quiet: false, timeout.Token);
-
-        Assert.True(result.ExitCode == 0, output.ToString());
+        Assert.True(result.ExitCode == 0, output);
         var epochs = File.ReadAllLines(metrics).Select(line => JsonDocument.Parse(line).RootElement).ToArray();
         var best = epochs.MaxBy(e => e.GetProperty("validation_accuracy").GetDouble());
         int bestEpoch = best.GetProperty("epoch").GetInt32();
         // It stopped once two epochs had not beaten the best, and said which weights it kept.
         Assert.Equal(bestEpoch + 2, epochs.Length);
-        Assert.Contains($"early stopping: validation accuracy stopped improving; keeping the weights of epoch {bestEpoch}", output.ToString());
+        Assert.Contains($"early stopping: validation accuracy stopped improving; keeping the weights of epoch {bestEpoch}", output);
         var loaded = Checkpoint.Load(checkpoint);
         Assert.Equal(bestEpoch.ToString(System.Globalization.CultureInfo.InvariantCulture), loaded.Metadata["cluster.epochs"]);
         var data = FashionMnist.Load("embedded", NormalizationMetadata.Read(loaded.Metadata, checkpoint));
@@ -101,23 +80,12 @@ public sealed partial class LocalClusterTests
     public async Task AStragglerIsNamedInTheServersLogAndTheRunsSummary()
     {
         using var scratch = new ScratchDirectory();
-        var options = new ServerOptions
-        {
-            Training = new TrainingOptions { Model = "mlp", Epochs = 2, Data = "embedded" },
-            Workers = 2,
-            Mode = "sync",
-            Host = "127.0.0.1",
-            Port = 0,
-        };
-        var output = new StringWriter();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-
         // worker-1 waits 30 ms more than worker-0 every step: about 160 steps of some 35 ms.
-        var result = await LocalCommand.RunAsync(options, new Dictionary<int, double> { [1] = 30 }, scratch.File("logs"), output, live: false, quiet: false, timeout.Token);
+        var (result, output) = await RunTwoSyncWorkersAsync(new TrainingOptions { Model = "mlp", Epochs = 2, Data = "embedded" }, scratch.File("logs"), new() { [1] = 30 });
 
-        Assert.True(result.ExitCode == 0, output.ToString());
-        Assert.Matches("worker-1: .*; a straggler at the end: its gradients came [0-9.]+ ms after each step's first", output.ToString());
-        Assert.DoesNotMatch("worker-0: .*straggler", output.ToString());
+        Assert.True(result.ExitCode == 0, output);
+        Assert.Matches("worker-1: .*; a straggler at the end: its gradients came [0-9.]+ ms after each step's first", output);
+        Assert.DoesNotMatch("worker-0: .*straggler", output);
         Assert.Matches(@"worker [0-9]+ \(worker-1\) is a straggler", File.ReadAllText(Path.Combine(scratch.File("logs"), "server.log")));
     }
 
@@ -140,12 +108,9 @@ public sealed partial class LocalClusterTests
         var training = new TrainingOptions { Model = spec, Epochs = 2, Data = "embedded", Optimizer = "adam", Schedule = "step:1:0.5" };
         async Task<string> RunAsync(TrainingOptions t, string name)
         {
-            var options = new ServerOptions { Training = t, Workers = 2, Mode = "sync", Host = "127.0.0.1", Port = 0 };
-            var output = new StringWriter();
-            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-            var result = await LocalCommand.RunAsync(options, new Dictionary<int, double>(), scratch.File($"logs-{name}"), output, live: false, quiet: false, timeout.Token);
-            Assert.True(result.ExitCode == 0, output.ToString());
-            return output.ToString();
+            var (result, printed) = await RunTwoSyncWorkersAsync(t, scratch.File($"logs-{name}"));
+            Assert.True(result.ExitCode == 0, printed);
+            return printed;
         }
 
         string straight = scratch.File("straight.safetensors");
@@ -486,6 +451,19 @@ public sealed partial class LocalClusterTests
         Assert.True(resumed.Success, log);
         Assert.Equal(straightUpdates, long.Parse(resumed.Groups[1].Value, NumberStyles.AllowThousands, CultureInfo.InvariantCulture)
             + long.Parse(resumed.Groups[2].Value, NumberStyles.AllowThousands, CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>
+    /// Runs <c>local</c> with two sync workers on loopback for <paramref name="training"/> (worker i
+    /// slowed by <paramref name="slowWorkers"/>[i] ms), within 3 minutes: its result and what it printed.
+    /// </summary>
+    private static async Task<(LocalCommand.Result Result, string Output)> RunTwoSyncWorkersAsync(TrainingOptions training, string logs, Dictionary<int, double>? slowWorkers = null)
+    {
+        var options = new ServerOptions { Training = training, Workers = 2, Mode = "sync", Host = "127.0.0.1", Port = 0 };
+        var output = new StringWriter();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var result = await LocalCommand.RunAsync(options, slowWorkers ?? [], logs, output, live: false, quiet: false, timeout.Token);
+        return (result, output.ToString());
     }
 
     /// <summary>A process's command line, its arguments separated by NUL as /proc gives them.</summary>
