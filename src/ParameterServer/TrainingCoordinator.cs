@@ -94,7 +94,6 @@ public sealed class TrainingCoordinator : IDisposable
         if (resumed?.Best is { } kept)
         {
             _best!.Adopt(kept);
-            BestEpoch = kept.Epoch;
         }
         _normalization = data.Normalization;
         TrainCount = _train.Count;
@@ -238,7 +237,6 @@ public sealed class TrainingCoordinator : IDisposable
                 if (_best is not null)
                 {
                     sinceBest = _best.Offer(epoch.Epoch, check.Accuracy);
-                    BestEpoch = _best.Epoch;
                 }
             }
             Recorder.RecordEpoch(epoch);
@@ -327,7 +325,7 @@ public sealed class TrainingCoordinator : IDisposable
     internal Dataset? Validation => _validation;
 
     /// <summary>With <see cref="TrainingOptions.Patience"/>: the epoch of the best validation accuracy so far, whose weights the run keeps.</summary>
-    public int? BestEpoch { get; private set; }
+    public int? BestEpoch => _best is { Epoch: > 0 } best ? best.Epoch : null;
 
     /// <summary>True when early stopping ended the run.</summary>
     public bool StoppedEarly { get; private set; }

@@ -68,10 +68,8 @@ public static partial class Checkpoint
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(model);
-        using var stream = Open(path);
-        var header = ReadHeader(stream, path);
-        using var document = header.Document;
-        var layout = MatchTensors(path, document.RootElement, model, header.DataLength);
+        var (stream, header, layout) = OpenFor(path, model);
+        using var _ = stream;
         float[] values = new float[model.SavedLength];
         ReadTensors(stream, path, header.DataStart, ModelPart(layout, model), values);
         model.SetSaved(values);
@@ -88,10 +86,8 @@ public static partial class Checkpoint
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(model);
-        using var stream = Open(path);
-        var header = ReadHeader(stream, path);
-        using var document = header.Document;
-        var layout = MatchTensors(path, document.RootElement, model, header.DataLength);
+        var (stream, header, layout) = OpenFor(path, model);
+        using var _ = stream;
         var stored = layout.Where(t => t.Parameter.Offset >= model.SavedLength && !t.Parameter.Name.StartsWith(BestPrefix, StringComparison.Ordinal)).ToList();
         header.Metadata.TryGetValue(OptimizerKey, out string? name);
         if (stored.Count == 0 && name is null)
@@ -143,10 +139,8 @@ public static partial class Checkpoint
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(model);
-        using var stream = Open(path);
-        var header = ReadHeader(stream, path);
-        using var document = header.Document;
-        var layout = MatchTensors(path, document.RootElement, model, header.DataLength);
+        var (stream, header, layout) = OpenFor(path, model);
+        using var _ = stream;
         var stored = layout.Where(t => t.Parameter.Name.StartsWith(BestPrefix, StringComparison.Ordinal)).ToList();
         bool hasEpoch = header.Metadata.TryGetValue(BestEpochKey, out string? epochText);
         if (stored.Count == 0 && !hasEpoch)
@@ -215,6 +209,27 @@ public static partial class Checkpoint
     }
 
     /// <summary>The parsed header and where the data section is; the caller disposes <paramref name="Document"/>.</summary>
+    /// <summary>
+    /// Opens the checkpoint at <paramref name="path"/> for reading into <paramref name="model"/>:
+    /// the open file (the caller disposes it), its header, and its tensors matched against the
+    /// model's (<see cref="MatchTensors"/>).
+    /// </summary>
+    private static (FileStream Stream, Header Header, List<TensorPlacement> Layout) OpenFor(string path, Sequential model)
+    {
+        var stream = Open(path);
+        try
+        {
+            var header = ReadHeader(stream, path);
+            using var document = header.Document;
+            return (stream, header, MatchTensors(path, document.RootElement, model, header.DataLength));
+        }
+        catch
+        {
+            stream.Dispose();
+            throw;
+        }
+    }
+
     private sealed record Header(JsonDocument Document, Dictionary<string, string> Metadata, long DataStart, long DataLength);
 
     /// <summary>Reads and checks the length prefix, the JSON and the metadata.</summary>
