@@ -1,5 +1,6 @@
 using Cluster.ParameterServer.Rules;
 using Cluster.Training;
+using Cluster.Wire;
 
 namespace Cluster.ParameterServer;
 
@@ -89,6 +90,18 @@ public sealed record ServerOptions
             values.Add(ms);
         }
         return values;
+    }
+
+    /// <summary>Throws <see cref="InvalidOptionException"/> when an emulated-compute timetable does not give one time per chunk of <paramref name="chunks"/>.</summary>
+    public void CheckEmulatedProfile(ChunkLayout chunks)
+    {
+        foreach (var (flag, times) in new[] { ("--emulated-chunk-ready-ms", EmulatedChunkReadyMs), ("--emulated-chunk-needed-ms", EmulatedChunkNeededMs) })
+        {
+            if (times.Count is > 0 and var given && given != chunks.Count)
+            {
+                throw new InvalidOptionException($"{flag} gives {given} times, but {Training.Model} is sent in {chunks.Count} chunks of at most {ChunkFloats} floats: give one per chunk");
+            }
+        }
     }
 
     /// <summary>Throws <see cref="InvalidOptionException"/> for the first setting out of range; returns the parsed mode.</summary>

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Cluster.Wire;
 
 namespace Cluster.Worker;
@@ -25,5 +26,40 @@ public sealed record EmulatedPass(double ComputeMs, double ForwardMs, IReadOnlyL
             settings.EmulatedForwardMs * share,
             [.. settings.EmulatedChunkNeededMs.Select(ms => ms * share)],
             [.. settings.EmulatedChunkReadyMs.Select(ms => ms * share)]);
+    }
+
+    /// <summary>
+    /// Runs the pass in place of forward/backward (scaling runs measure the wire and the server):
+    /// waits as long as it takes, asking for each chunk's weights when the real forward first uses
+    /// them and releasing each gradient chunk when the real backward makes it final; without a
+    /// profile, all weights first and every gradient chunk at the end. Time spent waiting for
+    /// weights delays the rest, as it would. Returns the loss it stands for (0).
+    /// </summary>
+    public float Run(ChunkLayout chunks, Action<int, int>? weightsNeeded, Action<float> lossKnown, Action<int> readyFrom)
+    {
+        long start = Stopwatch.GetTimestamp();
+        double shift = 0;
+        var neededMs = NeededMs;
+        for (int k = 0; k < chunks.Count; k++)
+        {
+            PreciseSleep.Until(start, shift + (neededMs.Count == chunks.Count ? neededMs[k] : 0));
+            if (weightsNeeded is not null)
+            {
+                long w = Stopwatch.GetTimestamp();
+                var (offset, length) = chunks[k];
+                weightsNeeded(offset, length);
+                shift += TimeSplitClock.Since(w);
+            }
+        }
+        PreciseSleep.Until(start, shift + ForwardMs);
+        lossKnown(0f);
+        var readyMs = ReadyMs;
+        for (int k = readyMs.Count - 1; k >= 0; k--)
+        {
+            PreciseSleep.Until(start, shift + readyMs[k]);
+            readyFrom(chunks[k].Offset);
+        }
+        PreciseSleep.Until(start, shift + ComputeMs);
+        return 0f;
     }
 }

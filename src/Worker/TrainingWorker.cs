@@ -12,16 +12,6 @@ using Microsoft.Extensions.Options;
 
 namespace Cluster.Worker;
 
-/// <summary>Raised inside a step when the pull it waited for says the run is over.</summary>
-internal sealed class RunFinishedException : Exception;
-
-/// <summary>How a worker's run ended, for the process exit code.</summary>
-public sealed class WorkerOutcome
-{
-    /// <summary>0 when the run finished, 1 when the server could not be reached or failed.</summary>
-    public int ExitCode { get; set; } = 1;
-}
-
 /// <summary>
 /// A cluster worker: joins the parameter server, then repeats pull → forward/backward on its
 /// shard → push until the server says the run is over, and reports its time split (compute, push,
@@ -175,7 +165,7 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
         var fullPass = EmulatedPass.For(settings, settings.Batch);
         EmulatedPass PassFor(int count) => count == settings.Batch ? fullPass : EmulatedPass.For(settings, count);
         Func<int, Action<int, int>?, Action<float>, Action<int>, float> compute = emulated
-            ? (count, weightsNeeded, lossKnown, readyFrom) => EmulateCompute(PassFor(count), chunks, weightsNeeded, lossKnown, readyFrom)
+            ? (count, weightsNeeded, lossKnown, readyFrom) => PassFor(count).Run(chunks, weightsNeeded, lossKnown, readyFrom)
             : trainer.ComputeGradient;
         long step = 0;
         long steadyFrom = SteadyFromStep(settings, join.WorkerCount);
@@ -348,41 +338,6 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
         {
             ready.Writer.TryComplete();
         }
-    }
-
-    /// <summary>
-    /// Emulated compute (scaling runs measure the wire and the server): waits as long as the pass
-    /// of <paramref name="pass"/> takes, asking for each chunk's weights when the real forward first
-    /// uses them and releasing each gradient chunk when the real backward makes it final (the
-    /// profile <c>bench scaling</c> measures); without a profile, all weights first and every
-    /// gradient chunk at the end. Time spent waiting for weights delays the rest, as it would.
-    /// </summary>
-    private static float EmulateCompute(EmulatedPass pass, ChunkLayout chunks, Action<int, int>? weightsNeeded, Action<float> lossKnown, Action<int> readyFrom)
-    {
-        long start = Stopwatch.GetTimestamp();
-        double shift = 0;
-        var neededMs = pass.NeededMs;
-        for (int k = 0; k < chunks.Count; k++)
-        {
-            PreciseSleep.Until(start, shift + (neededMs.Count == chunks.Count ? neededMs[k] : 0));
-            if (weightsNeeded is not null)
-            {
-                long w = Stopwatch.GetTimestamp();
-                var (offset, length) = chunks[k];
-                weightsNeeded(offset, length);
-                shift += TimeSplitClock.Since(w);
-            }
-        }
-        PreciseSleep.Until(start, shift + pass.ForwardMs);
-        lossKnown(0f);
-        var readyMs = pass.ReadyMs;
-        for (int k = readyMs.Count - 1; k >= 0; k--)
-        {
-            PreciseSleep.Until(start, shift + readyMs[k]);
-            readyFrom(chunks[k].Offset);
-        }
-        PreciseSleep.Until(start, shift + pass.ComputeMs);
-        return 0f;
     }
 
     private async Task<JoinReply?> JoinWithRetryAsync(ParameterClient client, CancellationToken cancel)

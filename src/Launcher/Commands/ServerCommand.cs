@@ -39,7 +39,7 @@ internal static class ServerCommand
         spec.RequireFits(data);
         _ = options.Training.ParseAugmentation(data);
         var model = new Models.Sequential(spec);
-        TrainingCoordinator.CheckEmulatedProfile(options, Wire.ChunkLayout.ForTensors(model.NamedParameters, model.ParameterCount, options.ChunkFloats));
+        options.CheckEmulatedProfile(Wire.ChunkLayout.ForTensors(model.NamedParameters, model.ParameterCount, options.ChunkFloats));
         await using var app = ParameterServerHost.Build(options, data, logging => logging
             .AddSimpleConsole(o =>
             {
