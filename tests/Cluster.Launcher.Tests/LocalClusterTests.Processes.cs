@@ -18,7 +18,7 @@ namespace Cluster.Launcher.Tests;
 public sealed partial class LocalClusterTests
 {
     /// <summary>A process's command line, its arguments separated by NUL as /proc gives them.</summary>
-    private static string CommandLine(int pid)
+    internal static string CommandLine(int pid)
     {
         try
         {
@@ -39,7 +39,7 @@ public sealed partial class LocalClusterTests
             .SelectMany(task => File.Exists(Path.Combine(task, "children")) ? File.ReadAllText(Path.Combine(task, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries) : [])
             .Select(int.Parse).Distinct()];
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var probe = new TcpListener(IPAddress.Loopback, 0);
         probe.Start();
