@@ -7,7 +7,6 @@ using Cluster.Training;
 using Cluster.Wire;
 using Cluster.Worker;
 using Google.Protobuf;
-using Grpc.AspNetCore.Web;
 using Grpc.Net.Client;
 using Grpc.Net.Client.Web;
 using Microsoft.AspNetCore.Builder;

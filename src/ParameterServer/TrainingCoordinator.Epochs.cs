@@ -1,11 +1,7 @@
-using System.Diagnostics;
 using System.Globalization;
 using Cluster.Checkpoints;
 using Cluster.Data;
-using Cluster.Models;
 using Cluster.Optim;
-using Cluster.ParameterServer.Rules;
-using Cluster.Tensors;
 using Cluster.Training;
 using Cluster.Wire;
 using Microsoft.Extensions.Logging;

@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
-using Cluster.Checkpoints;
 using Cluster.Data;
 using Cluster.Models;
 using Cluster.Optim;

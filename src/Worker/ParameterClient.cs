@@ -1,4 +1,3 @@
-using System.Net.Http;
 using Cluster.Wire;
 using Google.Protobuf;
 using Grpc.Core;

@@ -1,16 +1,7 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using System.Text.Json;
-using System.Text.RegularExpressions;
-using Cluster.Checkpoints;
-using Cluster.Data;
 using Cluster.Launcher.Commands;
-using Cluster.ParameterServer;
-using Cluster.Tests;
-using Cluster.Training;
-using Cluster.Wire;
 
 namespace Cluster.Launcher.Tests;
 

@@ -7,10 +7,8 @@ using System.Text.RegularExpressions;
 using Cluster.Checkpoints;
 using Cluster.Data;
 using Cluster.Launcher.Commands;
-using Cluster.ParameterServer;
 using Cluster.Tests;
 using Cluster.Training;
-using Cluster.Wire;
 
 namespace Cluster.Launcher.Tests;
 

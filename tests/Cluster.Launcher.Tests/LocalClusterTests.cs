@@ -1,9 +1,7 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using Cluster.Checkpoints;
 using Cluster.Data;
 using Cluster.Launcher.Commands;

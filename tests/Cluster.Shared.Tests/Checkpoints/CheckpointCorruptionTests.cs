@@ -1,8 +1,6 @@
 using System.Buffers.Binary;
-using System.Text;
 using System.Text.Json.Nodes;
 using Cluster.Checkpoints;
-using Cluster.Models;
 
 namespace Cluster.Tests.Checkpoints;
 

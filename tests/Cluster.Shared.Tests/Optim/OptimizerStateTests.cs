@@ -1,5 +1,4 @@
 using Cluster.Checkpoints;
-using Cluster.Models;
 using Cluster.Optim;
 using Cluster.Tensors;
 using Cluster.Tests.Checkpoints;
