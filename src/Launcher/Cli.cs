@@ -32,6 +32,7 @@ public static partial class Cli
             StatusCommand.Create(output, error),
             LocalCommand.Create(output),
             BenchScalingCommand.Create(output),
+            PlotCommand.Create(output),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -104,7 +104,7 @@ internal sealed class ScalingReport(string model, string mode, string compute, d
                 + $"{p.ComputeMs / p.TotalMs:F4},{p.PushMs / p.TotalMs:F4},{p.PullMs / p.TotalMs:F4},{p.WaitMs / p.TotalMs:F4},"
                 + $"{p.ComputeMs:F1},{p.PushMs:F1},{p.PullMs:F1},{p.WaitMs:F1},{p.StartupWaitMs:F1},{p.Updates},{p.Samples},{p.Seconds:F2},{p.MeanStepMs:F3},{p.WallImagesPerSec:F1},{runs},{p.PassMs:F3}"));
         }
-        WriteAtomically(path, tmp => File.WriteAllText(tmp, csv.ToString()));
+        AtomicFile.Write(path, tmp => File.WriteAllText(tmp, csv.ToString()));
     }
 
     /// <summary>Plots images/s against workers with the ideal linear line, and efficiency on a right-hand axis.</summary>
@@ -147,7 +147,7 @@ internal sealed class ScalingReport(string model, string mode, string compute, d
         plot.Axes.SetLimitsY(0, Math.Max(ideal.Max(), measured.Max()) * 1.08, plot.Axes.Left);
         plot.Axes.SetLimitsY(0, Math.Max(110, efficiency.Max() * 1.08), plot.Axes.Right);
         plot.ShowLegend(Edge.Bottom);
-        WriteAtomically(path, tmp => plot.SavePng(tmp, 960, 600));
+        AtomicFile.Write(path, tmp => plot.SavePng(tmp, 960, 600));
     }
 
     /// <summary>The base of the step-time files: <see cref="FileStem"/> and <c>-steps</c>.</summary>
@@ -169,7 +169,7 @@ internal sealed class ScalingReport(string model, string mode, string compute, d
                 csv.AppendLine(string.Create(CultureInfo.InvariantCulture, $"{p.Workers},{first},{steps},{series[b]:F3},{(first >= timedFrom ? 1 : 0)}"));
             }
         }
-        WriteAtomically(path, tmp => File.WriteAllText(tmp, csv.ToString()));
+        AtomicFile.Write(path, tmp => File.WriteAllText(tmp, csv.ToString()));
     }
 
     /// <summary>
@@ -212,7 +212,7 @@ internal sealed class ScalingReport(string model, string mode, string compute, d
         // The first steps (connections, JIT) take many times longer; the steady state is what to read.
         plot.Axes.SetLimitsY(0, Math.Max(1, top * 2.5));
         plot.ShowLegend(Edge.Bottom);
-        WriteAtomically(path, tmp => plot.SavePng(tmp, 960, 600));
+        AtomicFile.Write(path, tmp => plot.SavePng(tmp, 960, 600));
     }
 
     /// <summary>Steps each point of the step-time plot averages: single steps jitter by a few ms on a shared machine.</summary>
@@ -241,13 +241,6 @@ internal sealed class ScalingReport(string model, string mode, string compute, d
 
     /// <summary>The first step of a run's timed second half (a step is the time between two updates).</summary>
     private static long TimedFrom(ScalingPoint p) => ParameterServer.RunRecorder.WarmUpSteps(Math.Max(0, p.Updates - 1));
-
-    private static void WriteAtomically(string path, Action<string> write)
-    {
-        string tmp = path + ".tmp";
-        write(tmp);
-        File.Move(tmp, path, overwrite: true);
-    }
 
     private static string Safe(string name)
     {
