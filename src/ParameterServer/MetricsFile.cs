@@ -4,7 +4,7 @@ using Cluster.Wire;
 
 namespace Cluster.ParameterServer;
 
-/// <summary>One line of a cluster run's <c>--metrics</c> file: the fields of <c>train</c>'s plus the mode, the workers and their time split.</summary>
+/// <summary>One line of a cluster run's <c>--metrics</c> file: the fields of <c>train</c>'s plus the mode, the workers and their time split during the epoch (summed over the workers, in ms).</summary>
 public sealed record ClusterEpochMetrics
 {
     [JsonPropertyName("epoch")] public int Epoch { get; init; }
@@ -34,8 +34,7 @@ public static class MetricsFile
     /// </summary>
     public static void Write(string path, StatusReply status, ServerOptions options, double? timeToAccuracy, int startEpoch = 0)
     {
-        // NOTE: the time split is the workers' totals over the whole run, repeated on each line.
-        var workers = status.Workers;
+        // NOTE: each line's time split is the epoch's own, summed over the workers.
         var lines = status.Epochs.OrderBy(e => e.Epoch).Select(e => JsonSerializer.Serialize(new ClusterEpochMetrics
         {
             Epoch = e.Epoch,
@@ -49,10 +48,10 @@ public static class MetricsFile
             Mode = status.Mode,
             Workers = options.Workers,
             BackupWorkers = options.BackupWorkers,
-            ComputeMs = workers.Sum(w => w.Time?.ComputeMs ?? 0),
-            PushMs = workers.Sum(w => w.Time?.PushMs ?? 0),
-            PullMs = workers.Sum(w => w.Time?.PullMs ?? 0),
-            WaitMs = workers.Sum(w => w.Time?.WaitMs ?? 0),
+            ComputeMs = e.Time?.ComputeMs ?? 0,
+            PushMs = e.Time?.PushMs ?? 0,
+            PullMs = e.Time?.PullMs ?? 0,
+            WaitMs = e.Time?.WaitMs ?? 0,
             TimeToAccuracySeconds = timeToAccuracy,
         }));
         string temp = path + ".tmp-" + Environment.ProcessId;

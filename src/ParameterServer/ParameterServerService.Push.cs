@@ -190,6 +190,14 @@ public sealed partial class ParameterServerService
                 {
                     throw service.Reject(StatusCode.InvalidArgument, $"push from worker {chunk.WorkerId} reports {chunk.Samples} samples and loss {chunk.Loss}: need at least 1 sample and a finite loss");
                 }
+                if (_received == 0 && chunk.Time is { } time)
+                {
+                    if (!(double.IsFinite(time.TotalMs) && time.ComputeMs >= 0 && time.PushMs >= 0 && time.PullMs >= 0 && time.WaitMs >= 0 && time.Steps >= 0 && time.Samples >= 0))
+                    {
+                        throw service.Reject(StatusCode.InvalidArgument, $"push from worker {chunk.WorkerId} reports a time split of compute {time.ComputeMs}, push {time.PushMs}, pull {time.PullMs}, waiting {time.WaitMs} ms over {time.Steps} steps: need finite times and counts of 0 or more");
+                    }
+                    Run.WorkerTime.Report(chunk.WorkerId, time);
+                }
                 var (offset, floats) = Run.Store.Chunk(chunk.Index);
                 if (chunk.DataLength != floats * sizeof(float))
                 {

@@ -34,7 +34,7 @@ public static class ServerMetrics
         meter.CreateObservableCounter("cluster.worker.pushes", () => PerWorker<long>(run, (w, tags) => [new Measurement<long>(w.Pushes, tags)]), "{push}", "gradients each worker pushed");
         meter.CreateObservableGauge("cluster.worker.images_per_second", () => PerWorker<double>(run, (w, tags) =>
         {
-            double seconds = (w.Time.ComputeMs + w.Time.PushMs + w.Time.PullMs + w.Time.WaitMs) / 1000;
+            double seconds = w.Time.TotalMs / 1000;
             return seconds > 0 ? [new Measurement<double>(w.Time.Samples / seconds, tags)] : [];
         }), "{image}/s", "each worker's training rate over its whole time");
         meter.CreateObservableCounter("cluster.worker.time", () => PerWorker<double>(run, (w, tags) =>

@@ -42,7 +42,7 @@ public static class StatusBuilder
         reply.Epochs.AddRange(run.Recorder.Epochs());
         foreach (var w in run.Membership.Snapshot())
         {
-            double computeSeconds = (w.Time.ComputeMs + w.Time.PushMs + w.Time.PullMs + w.Time.WaitMs) / 1000;
+            double computeSeconds = w.Time.TotalMs / 1000;
             reply.Workers.Add(new WorkerStatus
             {
                 WorkerId = w.Id,

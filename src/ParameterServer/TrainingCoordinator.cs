@@ -35,6 +35,7 @@ public sealed partial class TrainingCoordinator : IDisposable
     private readonly SemaphoreSlim _evaluating = new(1, 1);
     private readonly List<Task> _evaluations = [];
     private readonly Stopwatch _epochClock = Stopwatch.StartNew();
+    private readonly TimeSplit _workerTimeAtEpochStart = new();
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _epochsDone;
     private int _savedEpoch;
@@ -127,6 +128,9 @@ public sealed partial class TrainingCoordinator : IDisposable
     /// <summary>What the run records.</summary>
     public RunRecorder Recorder { get; }
 
+    /// <summary>The workers' time split as their pushes report it, cut at each epoch's end.</summary>
+    public TimeSplitLedger WorkerTime { get; } = new();
+
     /// <summary>Who is in the cluster.</summary>
     public Membership Membership { get; }
 
@@ -170,7 +174,9 @@ public sealed partial class TrainingCoordinator : IDisposable
                 TrainLoss = _epochLossSum / Math.Max(1, _epochSamples),
                 Seconds = _epochClock.Elapsed.TotalSeconds,
                 ImagesPerSec = _epochSamples / Math.Max(1e-9, _epochClock.Elapsed.TotalSeconds),
+                Time = WorkerTime.Snapshot().Minus(_workerTimeAtEpochStart),
             };
+            _workerTimeAtEpochStart.Add(epoch.Time);
             _epochClock.Restart();
             _epochLossSum = 0;
             _epochSamples = 0;

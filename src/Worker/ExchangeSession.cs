@@ -102,12 +102,16 @@ public sealed class ExchangeSession : IAsyncDisposable
         }
     }
 
+    /// <summary>The worker's time split so far, sent with each push (on the chunk that carries the loss) for the server's per-epoch split; none when null.</summary>
+    public Func<TimeSplit>? TimeSoFar { get; set; }
+
     /// <summary>Sends one gradient as chunks, in ascending order, and waits until they are all handed to the transport.</summary>
     public async Task PushAsync(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, float loss, int samples, CancellationToken cancel)
     {
+        var time = TimeSoFar?.Invoke();
         for (int i = 0; i < chunks.Count; i++)
         {
-            var chunk = ParameterClient.Chunk(worker, step, baseVersion, gradientBytes, chunks, i, i == 0 || _lanes.Count > 1, loss, samples, descending: false);
+            var chunk = ParameterClient.Chunk(worker, step, baseVersion, gradientBytes, chunks, i, i == 0 || _lanes.Count > 1, loss, samples, descending: false, time);
             await SendOnLaneAsync(new ExchangeRequest { Chunk = chunk }, position: i, cancel).ConfigureAwait(false);
         }
         await PushSentAsync().ConfigureAwait(false);
@@ -122,7 +126,7 @@ public sealed class ExchangeSession : IAsyncDisposable
     /// </summary>
     public async Task PushChunkAsync(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, int index, bool first, float loss, int samples, CancellationToken cancel)
     {
-        var request = new ExchangeRequest { Chunk = ParameterClient.Chunk(worker, step, baseVersion, gradientBytes, chunks, index, first || _lanes.Count > 1, loss, samples, descending: true) };
+        var request = new ExchangeRequest { Chunk = ParameterClient.Chunk(worker, step, baseVersion, gradientBytes, chunks, index, first || _lanes.Count > 1, loss, samples, descending: true, first || _lanes.Count > 1 ? TimeSoFar?.Invoke() : null) };
         await SendOnLaneAsync(request, position: chunks.Count - 1 - index, cancel).ConfigureAwait(false);
     }
 

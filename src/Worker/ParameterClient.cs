@@ -182,12 +182,12 @@ public sealed class ParameterClient : IDisposable
     {
         for (int i = 0; i < chunks.Count; i++)
         {
-            yield return Chunk(worker, step, baseVersion, gradientBytes, chunks, i, first: i == 0, loss, samples, descending: false);
+            yield return Chunk(worker, step, baseVersion, gradientBytes, chunks, i, first: i == 0, loss, samples, descending: false, time: null);
         }
     }
 
-    /// <summary>Chunk <paramref name="index"/> of a push; the first one sent carries the loss, the sample count and the order.</summary>
-    internal static GradientChunk Chunk(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, ChunkLayout chunks, int index, bool first, float loss, int samples, bool descending)
+    /// <summary>Chunk <paramref name="index"/> of a push; the first one sent carries the loss, the sample count, the order and the worker's time split so far.</summary>
+    internal static GradientChunk Chunk(int worker, long step, long baseVersion, ReadOnlyMemory<byte> gradientBytes, ChunkLayout chunks, int index, bool first, float loss, int samples, bool descending, TimeSplit? time)
     {
         var (offset, length) = chunks[index];
         return new GradientChunk
@@ -201,6 +201,7 @@ public sealed class ParameterClient : IDisposable
             Loss = first ? loss : 0,
             Samples = first ? samples : 0,
             Descending = descending,
+            Time = first ? time : null,
         };
     }
 

@@ -63,15 +63,7 @@ public sealed class TimeSplitClock
             {
                 return new TimeSplit();
             }
-            return new TimeSplit
-            {
-                ComputeMs = _split.ComputeMs - start.ComputeMs,
-                PushMs = _split.PushMs - start.PushMs,
-                PullMs = _split.PullMs - start.PullMs,
-                WaitMs = _split.WaitMs - start.WaitMs,
-                Steps = _split.Steps - start.Steps,
-                Samples = _split.Samples - start.Samples,
-            };
+            return _split.Minus(start);
         }
     }
 

@@ -154,6 +154,7 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
 
         var chunks = ChunkLayout.ForTensors(model.NamedParameters, model.ParameterCount, join.ChunkFloats);
         await using var exchange = client.OpenExchange(chunks, cancel, Math.Max(1, settings.PushLanes));
+        exchange.TimeSoFar = _clock.Snapshot;
         using var heartbeats = new CancellationTokenSource();
         var heartbeat = HeartbeatLoopAsync(client, join.WorkerId, heartbeats.Token);
         // NOTE: in sync mode a worker asks for version t+1 as soon as the forward pass of step t is

@@ -38,7 +38,12 @@ public sealed partial class LocalClusterTests
         using var last = JsonDocument.Parse(lines[^1]);
         Assert.Equal("sync", last.RootElement.GetProperty("mode").GetString());
         Assert.Equal(2, last.RootElement.GetProperty("workers").GetInt32());
-        Assert.True(last.RootElement.GetProperty("compute_ms").GetDouble() > 0);
+        // Each line's time split is its epoch's own: every epoch has some, and together they are
+        // the run's, short of each worker's last step (a push reports the steps before it).
+        double[] computeMs = [.. lines.Select(line => JsonDocument.Parse(line).RootElement.GetProperty("compute_ms").GetDouble())];
+        Assert.All(computeMs, ms => Assert.True(ms > 0, $"an epoch with {ms} ms of compute"));
+        double runComputeMs = result.Status!.Workers.Sum(w => w.Time.ComputeMs);
+        Assert.InRange(computeMs.Sum(), 0.8 * runComputeMs, runComputeMs * (1 + 1e-9));
         double accuracy = last.RootElement.GetProperty("test_accuracy").GetDouble();
         Assert.True(accuracy >= 0.8, $"test accuracy {accuracy:P2} after 2 epochs");
         Assert.Contains("staleness histogram {0:", output);

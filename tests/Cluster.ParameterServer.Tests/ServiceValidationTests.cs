@@ -116,6 +116,21 @@ public sealed class ServiceValidationTests : IAsyncLifetime
         await AssertWeightsUntouched();
     }
 
+    [Theory]
+    [InlineData(-1.0, 10)]
+    [InlineData(double.NaN, 10)]
+    [InlineData(5.0, -2)]
+    public async Task ATimeSplitThatCannotBeIsInvalidArgument(double computeMs, long steps)
+    {
+        var g = Gradient();
+        var first = Chunk(0, g);
+        first.Time = new TimeSplit { ComputeMs = computeMs, PushMs = 1, PullMs = 1, WaitMs = 0, Steps = steps, Samples = 640 };
+        var e = await PushExpectingFailure([first, .. Enumerable.Range(1, Chunks - 1).Select(i => Chunk(i, g))]);
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Contains("reports a time split", e.Status.Detail);
+        await AssertWeightsUntouched();
+    }
+
     [Fact]
     public async Task ChunkOutOfOrderIsInvalidArgument()
     {

@@ -184,7 +184,7 @@ internal static class BenchScalingCommand
             var t = w.Time ?? new TimeSplit();
             // NOTE: a worker's first pull also waits until every worker process has started; that wait
             // is what the worker spent beyond the steady-state run (updates × mean step), and is not waiting for the rule.
-            double total = t.ComputeMs + t.PushMs + t.PullMs + t.WaitMs;
+            double total = t.TotalMs;
             double joinWait = steadyMs > 0 ? Math.Clamp(total - steadyMs, 0, t.WaitMs) : 0;
             startup += joinWait;
             // The split shown is over the timed second half, as the throughput, when the worker reports it.

@@ -119,7 +119,7 @@ internal sealed class ClusterView(TextWriter output, ServerOptions options, bool
         foreach (var w in s.Workers)
         {
             var t = w.Time ?? new TimeSplit();
-            double total = Math.Max(1e-9, t.ComputeMs + t.PushMs + t.PullMs + t.WaitMs);
+            double total = Math.Max(1e-9, t.TotalMs);
             table.AddRow(Markup.Escape(w.Name + (w.Active ? "" : " (left)") + (w.Straggler ? " (straggler)" : "")), w.Pushes.ToString("N0", CultureInfo.InvariantCulture), w.ImagesPerSec.ToString("N0", CultureInfo.InvariantCulture),
                 (t.ComputeMs / total).ToString("P0", CultureInfo.InvariantCulture), (t.PushMs / total).ToString("P0", CultureInfo.InvariantCulture),
                 (t.PullMs / total).ToString("P0", CultureInfo.InvariantCulture), (t.WaitMs / total).ToString("P0", CultureInfo.InvariantCulture),

@@ -49,6 +49,9 @@ public sealed class ReceivedGradientChunk : IDisposable
     /// <summary>GradientChunk.descending.</summary>
     public bool Descending { get; private set; }
 
+    /// <summary>GradientChunk.time, when the chunk carries it.</summary>
+    public TimeSplit? Time { get; private set; }
+
     /// <summary>Parses one encoded GradientChunk; unknown fields are skipped, malformed input throws <see cref="InvalidDataException"/>.</summary>
     public static ReceivedGradientChunk Parse(ReadOnlySequence<byte> message)
     {
@@ -70,6 +73,7 @@ public sealed class ReceivedGradientChunk : IDisposable
                     case (7, ProtoReader.Fixed32): chunk.Loss = BitConverter.UInt32BitsToSingle(reader.ReadFixed32()); break;
                     case (8, ProtoReader.Varint): chunk.Samples = (int)reader.ReadVarint(); break;
                     case (9, ProtoReader.Varint): chunk.Descending = reader.ReadVarint() != 0; break;
+                    case (10, ProtoReader.LengthDelimited): chunk.Time = ParseTime(reader.ReadLengthDelimited()); break;
                     default: reader.Skip(wireType); break;
                 }
             }
@@ -95,6 +99,18 @@ public sealed class ReceivedGradientChunk : IDisposable
 
     /// <summary>Gives the payload buffer back to the pool.</summary>
     public void Dispose() => _data.Return();
+
+    private static TimeSplit ParseTime(ReadOnlySequence<byte> bytes)
+    {
+        try
+        {
+            return TimeSplit.Parser.ParseFrom(bytes);
+        }
+        catch (Google.Protobuf.InvalidProtocolBufferException e)
+        {
+            throw new InvalidDataException($"protobuf: the time field is malformed: {e.Message}", e);
+        }
+    }
 }
 
 /// <summary>
