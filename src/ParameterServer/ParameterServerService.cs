@@ -28,8 +28,8 @@ public sealed partial class ParameterServerService(TrainingCoordinator run, ILog
         {
             throw Refuse(StatusCode.FailedPrecondition, "the run is over: start a new server to train again");
         }
-        var record = run.Membership.Join(request.WorkerName, run.Recorder.NowMs)
-            ?? throw Refuse(StatusCode.ResourceExhausted, $"the cluster is full: all {run.Membership.Expected} workers have joined and none has left");
+        var admission = run.Membership.Join(request.WorkerName, run.Recorder.NowMs, request.HasRank ? request.Rank : null);
+        var record = admission.Worker ?? throw Refuse(admission.Refusal, admission.Why);
         if (record.Replaces is int departed)
         {
             // NOTE: counted by the rule from the next step not yet begun; its first pull waits for it.
@@ -38,7 +38,7 @@ public sealed partial class ParameterServerService(TrainingCoordinator run, ILog
         }
         else
         {
-            logger.LogInformation("worker {Id} joined: {Name} ({Count}/{Expected})", record.Id, record.Name, record.Id + 1, run.Membership.Expected);
+            logger.LogInformation("worker {Id} joined: {Name} ({Count}/{Expected})", record.Id, record.Name, run.Membership.Joined, run.Membership.Expected);
         }
         var t = run.Options.Training;
         return Task.FromResult(new JoinReply

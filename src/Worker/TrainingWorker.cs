@@ -341,6 +341,16 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
         }
     }
 
+    private JoinRequest MakeJoinRequest()
+    {
+        var request = new JoinRequest { WorkerName = _options.Name };
+        if (_options.Rank is int rank)
+        {
+            request.Rank = rank;
+        }
+        return request;
+    }
+
     private async Task<JoinReply?> JoinWithRetryAsync(ParameterClient client, CancellationToken cancel)
     {
         var deadline = Stopwatch.StartNew();
@@ -349,7 +359,7 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
         {
             try
             {
-                return await client.Client.JoinAsync(new JoinRequest { WorkerName = _options.Name }, cancellationToken: cancel).ConfigureAwait(false);
+                return await client.Client.JoinAsync(MakeJoinRequest(), cancellationToken: cancel).ConfigureAwait(false);
             }
             catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.ResourceExhausted)
             {

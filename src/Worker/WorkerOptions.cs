@@ -12,6 +12,9 @@ public sealed class WorkerOptions
     /// <summary>Name shown in the server's status. Default: host:pid.</summary>
     public string Name { get; set; } = $"{Environment.MachineName}:{Environment.ProcessId}";
 
+    /// <summary>The rank (place, and so shard) to ask the server for, 0 to N-1; null takes the lowest free. Default null.</summary>
+    public int? Rank { get; set; }
+
     /// <summary>Compute threads; 0 takes the server's setting. Default 0.</summary>
     public int Threads { get; set; }
 

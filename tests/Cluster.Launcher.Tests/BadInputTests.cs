@@ -134,6 +134,14 @@ public sealed class BadInputTests
     }
 
     [Fact]
+    public void ANegativeRankIsRefusedBeforeTheWorkerStarts()
+    {
+        var (code, _, error) = CliRunner.Run("worker", "--server", "http://127.0.0.1:1", "--rank", "-1");
+        Assert.Equal(Cli.UsageError, code);
+        Assert.Contains("--rank -1 is not allowed: give 0 to N-1", error);
+    }
+
+    [Fact]
     public void UnknownCommandExitsTwo()
     {
         var (code, _, _) = CliRunner.Run("fly");

@@ -236,6 +236,40 @@ public sealed partial class LocalClusterTests
         Assert.Contains("2 call(s) refused for their cluster token", log);
     }
 
+    [Fact]
+    public async Task WorkersGetTheRanksTheyAskForWhateverOrderTheyJoinInAndARankOutOfRangeIsRefused()
+    {
+        using var scratch = new ScratchDirectory();
+        Directory.CreateDirectory(scratch.File("logs"));
+        using var children = new ChildProcesses(scratch.File("logs"));
+        var (server, address) = await StartServerAsync(children, "server", ["--workers", "2", "--model", "mlp", "--epochs", "1", "--data", "embedded"]);
+
+        var outside = children.Start("outside", ["worker", "--server", address, "--rank", "2"]);
+        Assert.True(outside.WaitForExit(TimeSpan.FromSeconds(30)), "a worker asking for rank 2 of 2 still runs after 30 s");
+        outside.WaitForExit();
+        Assert.Equal(1, outside.ExitCode);
+        Assert.Contains("worker stopped: InvalidArgument: rank 2 is out of range: this cluster's workers are ranks 0 to 1", children.Tail("outside", 20));
+
+        // Rank 1 joins first and waits; rank 0 joins after it.
+        var second = children.Start("second", ["worker", "--server", address, "--name", "second", "--rank", "1"]);
+        var clock = Stopwatch.StartNew();
+        while (!children.Tail("server", 20).Contains("worker 1 joined: second (1/2)", StringComparison.Ordinal) && clock.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            await Task.Delay(50);
+        }
+        var first = children.Start("first", ["worker", "--server", address, "--name", "first", "--rank", "0"]);
+        Assert.True(first.WaitForExit(TimeSpan.FromMinutes(2)) && second.WaitForExit(TimeSpan.FromMinutes(2)) && server.WaitForExit(TimeSpan.FromSeconds(30)), "the run did not finish");
+        first.WaitForExit();
+        second.WaitForExit();
+        Assert.Equal((0, 0), (first.ExitCode, second.ExitCode));
+        string log = children.Tail("server", 40);
+        Assert.Contains("worker 1 joined: second (1/2)", log);
+        Assert.Contains("worker 0 joined: first (2/2)", log);
+        Assert.Contains("refused: rank 2 is out of range", log);
+        Assert.Contains("shard 1 of 2", children.Tail("second", 40));
+        Assert.Contains("shard 0 of 2", children.Tail("first", 40));
+    }
+
     /// <summary>
     /// Runs <c>local</c> with two sync workers on loopback for <paramref name="training"/> (worker i
     /// slowed by <paramref name="slowWorkers"/>[i] ms), within 3 minutes: its result and what it printed.

@@ -13,8 +13,8 @@ public sealed class WorkerDeathTests
     {
         var options = new ServerOptions { Training = new TrainingOptions { Model = "mlp", Data = "embedded" }, Workers = 2, Mode = "sync" };
         using var run = new TrainingCoordinator(options, FashionMnist.LoadEmbedded(), NullLogger.Instance);
-        var alive = run.Membership.Join("alive", run.Recorder.NowMs)!;
-        var dead = run.Membership.Join("dead", run.Recorder.NowMs)!;
+        var alive = run.Membership.Join("alive", run.Recorder.NowMs).Worker!;
+        var dead = run.Membership.Join("dead", run.Recorder.NowMs).Worker!;
 
         var gradient = run.Pool.Rent();
         Array.Clear(gradient);

@@ -21,18 +21,18 @@ public sealed class WorkerReplacementTests
     {
         var options = new ServerOptions { Training = new TrainingOptions { Model = "mlp", Data = "embedded" }, Workers = 2, Mode = "sync" };
         using var run = new TrainingCoordinator(options, FashionMnist.LoadEmbedded(), NullLogger.Instance);
-        var first = run.Membership.Join("a", 0)!;
-        var second = run.Membership.Join("b", 0)!;
+        var first = run.Membership.Join("a", 0).Worker!;
+        var second = run.Membership.Join("b", 0).Worker!;
         Assert.Equal((0, 0, 1, 1), (first.Id, first.Shard, second.Id, second.Shard));
-        Assert.Null(run.Membership.Join("c", 0));
+        Assert.Null(run.Membership.Join("c", 0).Worker);
 
         second.Active = false;
         run.Rule.WorkerLeft(second.Id);
-        var replacement = run.Membership.Join("c", 0)!;
+        var replacement = run.Membership.Join("c", 0).Worker!;
 
         // A rank of its own (the departed one may yet come back and must not pass for it), the departed one's shard.
         Assert.Equal((2, 1, 1), (replacement.Id, replacement.Shard, replacement.Replaces));
-        Assert.Null(run.Membership.Join("d", 0));
+        Assert.Null(run.Membership.Join("d", 0).Worker);
         Assert.Equal(2, run.Membership.ActiveCount);
     }
 

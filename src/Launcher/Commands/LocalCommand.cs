@@ -100,14 +100,10 @@ internal static class LocalCommand
             output.WriteLine(tail);
             return Done(server.HasExited && server.ExitCode == Cli.UsageError ? Cli.UsageError : 1, null);
         }
+        var restarts = new ProcessRestarts(children, client, address, maxRestarts, output) { Server = server };
         for (int i = 0; i < options.ExpectedWorkers; i++)
         {
-            List<string> args = ["worker", "--server", address, "--name", $"worker-{i}"];
-            if (slowWorkers.TryGetValue(i, out double ms))
-            {
-                args.AddRange(["--slowdown-ms", ms.ToString("R", CultureInfo.InvariantCulture)]);
-            }
-            children.Start($"worker-{i}", args);
+            restarts.StartWorker(i, slowWorkers.TryGetValue(i, out double ms) ? ["--slowdown-ms", ms.ToString("R", CultureInfo.InvariantCulture)] : []);
         }
         if (!quiet)
         {
@@ -115,7 +111,6 @@ internal static class LocalCommand
                 + (options.PrometheusPort is int metricsPort ? $", metrics for Prometheus at http://127.0.0.1:{metricsPort}/metrics" : "") + $"; logs in {logs}");
         }
         var view = new ClusterView(output, options, live && !quiet, quiet);
-        var restarts = new ProcessRestarts(children, client, address, maxRestarts, output) { Server = server };
         using var watching = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         var watch = restarts.WatchWorkersAsync(watching.Token);
         StatusReply? last = null;

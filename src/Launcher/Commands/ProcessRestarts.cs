@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using Cluster.Wire;
 using Cluster.Worker;
 using Grpc.Core;
@@ -17,7 +18,25 @@ internal sealed class ProcessRestarts(ChildProcesses children, ParameterClient c
 {
     private readonly Dictionary<string, string> _replacedBy = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> _restartsOfSlot = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _rankOfSlot = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
+
+    /// <summary>
+    /// Starts worker <paramref name="rank"/> (named worker-RANK) with the rank asked for, so that it
+    /// reads the same shard in every run and a process started in its place reads it too.
+    /// </summary>
+    public void StartWorker(int rank, IReadOnlyList<string> extraArguments)
+    {
+        string name = $"worker-{rank}";
+        lock (_lock)
+        {
+            _rankOfSlot[name] = rank;
+        }
+        children.Start(name, [.. WorkerArguments(name, rank), .. extraArguments]);
+    }
+
+    private string[] WorkerArguments(string name, int rank) =>
+        ["worker", "--server", address, "--name", name, "--rank", rank.ToString(CultureInfo.InvariantCulture)];
 
     /// <summary>The server process of the run now.</summary>
     public Process? Server { get; set; }
@@ -46,7 +65,7 @@ internal sealed class ProcessRestarts(ChildProcesses children, ParameterClient c
             {
                 return null;
             }
-            string slot = dead.Split('.')[0];
+            string slot = Slot(dead);
             int count = _restartsOfSlot.GetValueOrDefault(slot) + 1;
             _restartsOfSlot[slot] = count;
             string next = $"{slot}.{count}";
@@ -111,8 +130,16 @@ internal sealed class ProcessRestarts(ChildProcesses children, ParameterClient c
         }
         if (TryTake(name, exitCode, "") is string next)
         {
-            children.Start(next, ["worker", "--server", address, "--name", next]);
+            int rank;
+            lock (_lock)
+            {
+                rank = _rankOfSlot[Slot(name)];
+            }
+            children.Start(next, WorkerArguments(next, rank));
         }
         return true;
     }
+
+    /// <summary>The place a process holds: worker-1 for worker-1 and for worker-1.2, the second started in its place.</summary>
+    private static string Slot(string name) => name.Split('.')[0];
 }

@@ -12,14 +12,19 @@ internal static class WorkerCommand
     {
         var server = CommonOptions.Server();
         var name = new Option<string?>("--name") { Description = "name shown in the server's status (default host:pid)" };
+        var rank = new Option<int?>("--rank") { Description = "the rank to take, 0 to N-1 (which shard this worker reads, the same from run to run; default the lowest free)" };
         var threads = new Option<int>("--threads") { Description = "compute threads (default: the server's --worker-threads)" };
         var slowdown = new Option<double>("--slowdown-ms") { Description = "extra wait per step, to emulate a slow machine" };
         var connectTimeout = new Option<double>("--connect-timeout") { Description = "seconds to keep retrying an unreachable or full server, at the start and when it went away mid-run (a server started again with --resume takes its workers back)", DefaultValueFactory = _ => new WorkerOptions().ConnectTimeoutSeconds };
         var tokenFile = CommonOptions.ClientTokenFile();
-        var command = new Command("worker", "run one worker of a cluster") { server, name, threads, slowdown, connectTimeout, tokenFile };
+        var command = new Command("worker", "run one worker of a cluster") { server, name, rank, threads, slowdown, connectTimeout, tokenFile };
         command.SetAction(async (parse, cancel) =>
         {
             string address = CommonOptions.ServerAddress(parse, server);
+            if (parse.GetValue(rank) is < 0)
+            {
+                throw new InvalidOptionException($"--rank {parse.GetValue(rank)} is not allowed: give 0 to N-1, N the server's --workers plus --backup-workers");
+            }
             if (parse.GetValue(threads) < 0 || parse.GetValue(slowdown) < 0 || !(parse.GetValue(connectTimeout) > 0))
             {
                 throw new InvalidOptionException("--threads and --slowdown-ms must be 0 or more and --connect-timeout more than 0");
@@ -34,6 +39,10 @@ internal static class WorkerCommand
             if (Wire.ClusterToken.Resolve(parse.GetValue(tokenFile)) is string token)
             {
                 overrides[nameof(WorkerOptions.Token)] = token;
+            }
+            if (parse.GetValue(rank) is int r)
+            {
+                overrides[nameof(WorkerOptions.Rank)] = r.ToString(CultureInfo.InvariantCulture);
             }
             if (parse.GetValue(name) is string n)
             {
