@@ -93,12 +93,22 @@ if ! grep -q "parameter server listening" "$logs/server.log"; then
     exit 1
 fi
 
-for ((i = 0; i < workers; i++)); do
-    "${cluster[@]}" worker --server "http://127.0.0.1:$port" --name "worker-$i" >"$logs/worker-$i.log" 2>&1 &
+# The server waits for WORKERS plus its backup workers (--backup-workers B among the extra flags,
+# which it has checked by now); each worker asks for its rank, so worker-i reads shard i.
+backups=0
+extra=("$@")
+for ((k = 0; k < ${#extra[@]}; k++)); do
+    case ${extra[k]} in
+        --backup-workers) backups=${extra[k + 1]:-0} ;;
+        --backup-workers=*) backups=${extra[k]#*=} ;;
+    esac
+done
+for ((i = 0; i < workers + backups; i++)); do
+    "${cluster[@]}" worker --server "http://127.0.0.1:$port" --name "worker-$i" --rank "$i" >"$logs/worker-$i.log" 2>&1 &
     names+=("worker-$i")
     pids+=($!)
 done
-echo "local cluster: server http://127.0.0.1:$port, $workers worker(s), mode $mode; logs in $logs"
+echo "local cluster: server http://127.0.0.1:$port, $((workers + backups)) worker(s), mode $mode; logs in $logs"
 
 # Wait for every process; the first failure stops the others, since a sync run would wait for the
 # missing worker forever.
@@ -122,6 +132,6 @@ while ((${#live[@]} > 0)); do
     fi
 done
 if ((result == 0)); then
-    echo "local cluster finished: the server and $workers worker(s) exited cleanly; logs in $logs"
+    echo "local cluster finished: the server and $((workers + backups)) worker(s) exited cleanly; logs in $logs"
 fi
 exit "$result"

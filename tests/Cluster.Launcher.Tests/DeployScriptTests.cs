@@ -32,6 +32,9 @@ public sealed class DeployScriptTests
         Assert.Contains("the server and 2 worker(s) exited cleanly", output);
         Assert.Contains("epoch 1: train loss", output);
         Assert.Empty(ProcessesNaming($"127.0.0.1:{port}").Concat(ProcessesNaming($"--port\0{port}")));
+        string serverLog = File.ReadAllText(Path.Combine(scratch.File("logs"), "server.log"));
+        Assert.Contains("worker 0 joined: worker-0 (", serverLog);
+        Assert.Contains("worker 1 joined: worker-1 (", serverLog);
 
         // The run trained: its checkpoint holds one epoch and evaluates well above chance.
         var loaded = Checkpoint.Load(checkpoint);
@@ -39,6 +42,19 @@ public sealed class DeployScriptTests
         var data = FashionMnist.Load("embedded", NormalizationMetadata.Read(loaded.Metadata, checkpoint));
         double accuracy = Trainer.Evaluate(loaded.Model, data.Test).Accuracy;
         Assert.True(accuracy >= 0.75, $"test accuracy {accuracy:P2} after one epoch of mlp");
+    }
+
+    [Fact]
+    public async Task WithBackupWorkersTheScriptStartsThemTooAndTheRunEnds()
+    {
+        using var scratch = new ScratchDirectory();
+        string port = LocalClusterTests.FreePort().ToString(CultureInfo.InvariantCulture);
+        var (code, output) = await RunScriptAsync(new() { ["PORT"] = port, ["LOG_DIR"] = scratch.File("logs") },
+            "2", "sync", "--backup-workers", "1", "--model", "mlp", "--data", "embedded", "--epochs", "1");
+
+        Assert.True(code == 0, output);
+        Assert.Contains("the server and 3 worker(s) exited cleanly", output);
+        Assert.Contains("worker 2 joined: worker-2 (", File.ReadAllText(Path.Combine(scratch.File("logs"), "server.log")));
     }
 
     [Theory]
