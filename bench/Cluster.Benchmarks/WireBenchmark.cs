@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using Cluster.Data;
 using Cluster.ParameterServer;
 using Cluster.Training;
@@ -66,6 +68,9 @@ public sealed record WireSettings
     /// </summary>
     public bool GrpcWebPull { get; init; }
 
+    /// <summary>gRPC over TLS, as with <c>--tls-cert</c> on the server and <c>--tls-ca</c> on the worker (a certificate made for the run, which the client trusts alone).</summary>
+    public bool Tls { get; init; }
+
     /// <summary>The shipped client's connections gather writes into large sends (<see cref="CoalescingSocketStream"/>); false: SocketsHttpHandler's own socket.</summary>
     public bool GatherWrites { get; init; } = true;
 }
@@ -98,6 +103,7 @@ public static class WireBenchmark
         new() { Name = "push lanes 3", PushLanes = 3, Shipped = true },
         new() { Name = "push lanes 4", PushLanes = 4, Shipped = true },
         new() { Name = "HTTP/2 client's own socket", GatherWrites = false, Shipped = true },
+        new() { Name = "TLS (--tls-cert, --tls-ca)", Tls = true, Shipped = true },
         new() { Name = "Pull and Push calls (copy)" },
         new() { Name = "pull over gRPC-Web, HTTP/1.1", GrpcWebPull = true },
         new() { Name = "chunk 16 Ki floats (64 KiB)", ChunkFloats = 16 * 1024, Shipped = true },
@@ -314,17 +320,29 @@ public static class WireBenchmark
                 PushLanes = settings.PushLanes,
             };
             options.Validate();
-            var app = settings.Shipped ? ParameterServerHost.Build(options, data) : BuildHost(options, data, settings);
+            var certificate = settings.Tls ? RunCertificate.Value : null;
+            var app = settings.Shipped ? ParameterServerHost.Build(options, data, certificate: certificate) : BuildHost(options, data, settings);
             await app.StartAsync().ConfigureAwait(false);
             string address = ParameterServerHost.ListeningAddress(app);
             int maxMessage = ParameterServerHost.MaxMessageBytes(settings.ChunkFloats);
-            var shipped = settings.Shipped ? new ParameterClient(address, maxMessage, null, settings.GatherWrites) : null;
+            var shipped = settings.Shipped ? new ParameterClient(address, maxMessage, null, settings.GatherWrites, certificate) : null;
             // NOTE: the endpoints in the order they were bound: HTTP/2 first, then gRPC-Web's HTTP/1.1.
             string? webAddress = settings.GrpcWebPull ? app.Urls.ElementAt(1) : null;
             var copy = settings.Shipped ? null : new WireClient(address, maxMessage, settings.ClientStreamWindow, webAddress);
             var join = await (shipped?.Client ?? copy!.Client).JoinAsync(new JoinRequest { WorkerName = "wire-benchmark" }).ConfigureAwait(false);
             return new WireEndpoint(app, shipped, copy, join);
         }
+
+        /// <summary>A self-signed certificate for 127.0.0.1, made once per benchmark run.</summary>
+        private static readonly Lazy<X509Certificate2> RunCertificate = new(() =>
+        {
+            using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+            var request = new CertificateRequest("CN=127.0.0.1", key, HashAlgorithmName.SHA256);
+            var names = new SubjectAlternativeNameBuilder();
+            names.AddIpAddress(IPAddress.Loopback);
+            request.CertificateExtensions.Add(names.Build());
+            return request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
+        });
 
         public async Task WarmUpAsync(int transfers)
         {

@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using System.Net;
+using System.Security.Cryptography.X509Certificates;
 using Cluster.Data;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
@@ -16,8 +17,8 @@ using OpenTelemetry.Resources;
 namespace Cluster.ParameterServer;
 
 /// <summary>
-/// Builds and runs the parameter server: Kestrel speaking HTTP/2 without TLS (h2c), with flow
-/// control windows opened wide, because a pull or push moves the whole model: with the default
+/// Builds and runs the parameter server: Kestrel speaking HTTP/2, without TLS (h2c) or over TLS
+/// with a certificate (<see cref="Wire.ClusterTls"/>), with flow control windows opened wide, because a pull or push moves the whole model: with the default
 /// 768 KiB stream window a 100 MiB transfer stalls on window updates hundreds of times. Kestrel's
 /// memory comes in 64 KiB blocks (<see cref="LargeBlockMemoryPoolFactory"/>), so that the socket is
 /// read 64 KiB at a time rather than 4 KiB.
@@ -35,9 +36,10 @@ public static class ParameterServerHost
 
     /// <summary>
     /// Creates the server (not yet started) for <paramref name="options"/>, which must be validated.
-    /// With a <paramref name="token"/>, every call must carry it (<see cref="ClusterTokenInterceptor"/>).
+    /// With a <paramref name="token"/>, every call must carry it (<see cref="ClusterTokenInterceptor"/>);
+    /// with a <paramref name="certificate"/> (and its key), gRPC is served over TLS only.
     /// </summary>
-    public static WebApplication Build(ServerOptions options, FashionMnist data, Action<ILoggingBuilder>? logging = null, string? token = null)
+    public static WebApplication Build(ServerOptions options, FashionMnist data, Action<ILoggingBuilder>? logging = null, string? token = null, X509Certificate2? certificate = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -47,7 +49,14 @@ public static class ParameterServerHost
         }
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
-            kestrel.Listen(IPAddress.Parse(options.Host), options.Port, listen => listen.Protocols = HttpProtocols.Http2);
+            kestrel.Listen(IPAddress.Parse(options.Host), options.Port, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http2;
+                if (certificate is not null)
+                {
+                    listen.UseHttps(certificate);
+                }
+            });
             if (options.PrometheusPort is int metricsPort)
             {
                 // Prometheus scrapes over HTTP/1.1; the gRPC endpoint speaks HTTP/2 only.

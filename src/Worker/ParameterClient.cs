@@ -1,3 +1,4 @@
+using System.Security.Cryptography.X509Certificates;
 using Cluster.Wire;
 using Google.Protobuf;
 using Grpc.Core;
@@ -27,21 +28,25 @@ public sealed class ParameterClient : IDisposable
     private readonly int _maxMessageBytes;
     private readonly string? _token;
     private readonly bool _gatherWrites;
+    private readonly X509Certificate2? _authority;
     private readonly List<(GrpcChannel Channel, CallInvoker Invoker)> _laneConnections = [];
 
     /// <summary>
     /// Connects (lazily) to <paramref name="address"/> with HTTP/2 windows sized for whole-model
     /// transfers; every call carries <paramref name="token"/> when given (<see cref="ClusterToken"/>).
+    /// An https address is trusted by the machine's authorities, or by <paramref name="authority"/>
+    /// alone when given (<see cref="ClusterTls.Trusts"/>).
     /// </summary>
-    public ParameterClient(string address, int maxMessageBytes = 8 * 1024 * 1024, string? token = null)
-        : this(address, maxMessageBytes, token, gatherWrites: true)
+    public ParameterClient(string address, int maxMessageBytes = 8 * 1024 * 1024, string? token = null, X509Certificate2? authority = null)
+        : this(address, maxMessageBytes, token, gatherWrites: true, authority)
     {
     }
 
     /// <summary>As the public constructor; <paramref name="gatherWrites"/> false leaves the HTTP/2 client its own socket (<see cref="CoalescingSocketStream"/>), for the benchmarks.</summary>
-    internal ParameterClient(string address, int maxMessageBytes, string? token, bool gatherWrites)
+    internal ParameterClient(string address, int maxMessageBytes, string? token, bool gatherWrites, X509Certificate2? authority = null)
     {
         _gatherWrites = gatherWrites;
+        _authority = authority;
         _address = address;
         _maxMessageBytes = maxMessageBytes;
         _token = token;
@@ -59,8 +64,13 @@ public sealed class ParameterClient : IDisposable
             PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
             ConnectTimeout = TimeSpan.FromSeconds(5),
         };
+        if (_authority is X509Certificate2 authority)
+        {
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, presented, chain, errors) => ClusterTls.Trusts(authority, presented, chain, errors);
+        }
         if (_gatherWrites)
         {
+            // NOTE: over https the handler runs TLS on top of this stream: it gathers the encrypted records.
             handler.ConnectCallback = (context, cancel) => CoalescingSocketStream.ConnectAsync(context.DnsEndPoint, cancel);
         }
         var channel = GrpcChannel.ForAddress(_address, new GrpcChannelOptions

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
 using Cluster.Data;
 using Cluster.Models;
 using Cluster.Optim;
@@ -26,6 +28,7 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
 
     private readonly WorkerOptions _options = options.Value;
     private readonly TimeSplitClock _clock = new();
+    private readonly X509Certificate2? _authority = options.Value.TlsAuthority is string file ? ClusterTls.LoadAuthority(file) : null;
 
     /// <inheritdoc/>
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -122,7 +125,7 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
     private async Task<int> RunAsync(CancellationToken cancel)
     {
         // NOTE: sized for the largest chunk the server may be configured with (4 Mi floats).
-        using var client = new ParameterClient(_options.Server, maxMessageBytes: 4 * 1024 * 1024 * sizeof(float) + 64 * 1024, token: _options.Token);
+        using var client = new ParameterClient(_options.Server, maxMessageBytes: 4 * 1024 * 1024 * sizeof(float) + 64 * 1024, token: _options.Token, authority: _authority);
         var join = await JoinWithRetryAsync(client, cancel).ConfigureAwait(false);
         if (join is null)
         {
@@ -361,12 +364,20 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
             {
                 return await client.Client.JoinAsync(MakeJoinRequest(), cancellationToken: cancel).ConfigureAwait(false);
             }
+            catch (RpcException e) when (ClusterTls.HandshakeRefusal(e.Status.DebugException) is AuthenticationException refused)
+            {
+                // NOTE: no retry: the same certificate would be refused again.
+                logger.LogError("the parameter server at {Server} is not trusted over TLS ({Reason}): give --tls-ca with the certificate of the authority that signed its certificate, or its own", _options.Server, refused.Message.TrimEnd('.'));
+                return null;
+            }
             catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.ResourceExhausted)
             {
                 // NOTE: a full cluster may yet take this worker: in the place of one that died, once
                 // the server has noticed (--worker-timeout), as when a crashed worker is restarted.
                 bool full = e.StatusCode == StatusCode.ResourceExhausted;
-                string problem = full ? "has no place for a worker" : "cannot be reached";
+                string problem = full ? "has no place for a worker"
+                    : SpeaksTlsToPlainHttp(e) ? "does not answer HTTP/2 without TLS (a server started with --tls-cert is reached at https://)"
+                    : "cannot be reached";
                 if (deadline.Elapsed.TotalSeconds + delay.TotalSeconds > _options.ConnectTimeoutSeconds)
                 {
                     logger.LogError("the parameter server at {Server} {Problem} after {Seconds:F0} s: giving up", _options.Server, problem, deadline.Elapsed.TotalSeconds);
@@ -377,6 +388,23 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
                 delay = TimeSpan.FromMilliseconds(Math.Min(5000, delay.TotalMilliseconds * 2));
             }
         }
+    }
+
+    /// <summary>Whether an http:// call failed because the other end broke off the HTTP/2 handshake, as a TLS server does.</summary>
+    private bool SpeaksTlsToPlainHttp(RpcException e)
+    {
+        if (!_options.Server.StartsWith("http://", StringComparison.OrdinalIgnoreCase))
+        {
+            return false;
+        }
+        for (var inner = e.Status.DebugException; inner is not null; inner = inner.InnerException)
+        {
+            if (inner is HttpRequestException { HttpRequestError: HttpRequestError.InvalidResponse })
+            {
+                return true;
+            }
+        }
+        return false;
     }
 
     private async Task HeartbeatLoopAsync(ParameterClient client, int worker, CancellationToken cancel)

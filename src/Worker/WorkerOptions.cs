@@ -9,6 +9,9 @@ public sealed class WorkerOptions
     /// <summary>The cluster token every call carries, or null when the server has none. The command line reads it from a file or CLUSTER_TOKEN, never from a flag.</summary>
     public string? Token { get; set; }
 
+    /// <summary>A PEM certificate the server's must chain to over https (a private authority's, or a self-signed server's own); null trusts the machine's authorities. Default null.</summary>
+    public string? TlsAuthority { get; set; }
+
     /// <summary>Name shown in the server's status. Default: host:pid.</summary>
     public string Name { get; set; } = $"{Environment.MachineName}:{Environment.ProcessId}";
 

@@ -134,6 +134,46 @@ public sealed class BadInputTests
     }
 
     [Fact]
+    public void TlsFilesThatCannotServeAreRefusedInOneLineBeforeTheServerListens()
+    {
+        using var scratch = new ScratchDirectory();
+        var (certificate, key) = TestCertificates.WriteSelfSigned(scratch, "server");
+        var (_, otherKey) = TestCertificates.WriteSelfSigned(scratch, "other");
+        string[] server = ["server", "--host", "127.0.0.1", "--port", "0", "--model", "mlp", "--data", "embedded"];
+        (string[] Flags, string Said)[] cases =
+        [
+            (["--tls-cert", certificate], "--tls-cert and --tls-key go together"),
+            (["--tls-key", key], "--tls-cert and --tls-key go together"),
+            (["--tls-cert", "/no/such/server.crt", "--tls-key", key], "--tls-cert '/no/such/server.crt': no such file"),
+            (["--tls-cert", certificate, "--tls-key", otherKey], $"--tls-cert '{certificate}' with --tls-key '{otherKey}': not a PEM certificate and its matching private key"),
+            (["--tls-cert", key, "--tls-key", key], $"--tls-cert '{key}' with --tls-key '{key}': not a PEM certificate and its matching private key"),
+        ];
+        foreach (var (flags, said) in cases)
+        {
+            var (code, output, error) = CliRunner.Run([.. server, .. flags]);
+            Assert.True(code == Cli.UsageError, $"{string.Join(' ', flags)}: exit {code}\n{output}{error}");
+            Assert.Contains(said, error);
+            Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Assert.DoesNotContain("listening", output);
+        }
+    }
+
+    [Theory]
+    [InlineData("worker")]
+    [InlineData("status")]
+    public void ATrustedCertificateThatIsNotOneIsRefusedBeforeAnyCall(string command)
+    {
+        using var scratch = new ScratchDirectory();
+        var (_, key) = TestCertificates.WriteSelfSigned(scratch, "server");
+        foreach (var (file, said) in new[] { ("/no/such/ca.crt", "--tls-ca '/no/such/ca.crt': no such file"), (key, $"--tls-ca '{key}': not a PEM certificate") })
+        {
+            var (code, _, error) = CliRunner.Run(command, "--server", "https://127.0.0.1:1", "--tls-ca", file);
+            Assert.Equal(Cli.UsageError, code);
+            Assert.Contains(said, error);
+        }
+    }
+
+    [Fact]
     public void ANegativeRankIsRefusedBeforeTheWorkerStarts()
     {
         var (code, _, error) = CliRunner.Run("worker", "--server", "http://127.0.0.1:1", "--rank", "-1");

@@ -37,13 +37,17 @@ public sealed partial class LocalClusterTests
         return ((IPEndPoint)probe.LocalEndpoint).Port;
     }
 
-    /// <summary>Starts <c>cluster server ARGS</c> on a free loopback port and waits until it answers; returns the process and its address.</summary>
-    private static async Task<(Process Server, string Address)> StartServerAsync(ChildProcesses children, string name, string[] args, string? token = null)
+    /// <summary>
+    /// Starts <c>cluster server ARGS</c> on a free loopback port and waits until it answers (over
+    /// https, trusting <paramref name="tlsAuthority"/>, when given); returns the process and its address.
+    /// </summary>
+    private static async Task<(Process Server, string Address)> StartServerAsync(ChildProcesses children, string name, string[] args, string? token = null, string? tlsAuthority = null)
     {
         string port = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
-        string address = $"http://127.0.0.1:{port}";
+        string address = $"{(tlsAuthority is null ? "http" : "https")}://127.0.0.1:{port}";
         var server = children.Start(name, ["server", "--host", "127.0.0.1", "--port", port, .. args]);
-        using var client = new Cluster.Worker.ParameterClient(address, token: token);
+        using var authority = tlsAuthority is null ? null : Cluster.Wire.ClusterTls.LoadAuthority(tlsAuthority);
+        using var client = new Cluster.Worker.ParameterClient(address, token: token, authority: authority);
         await WaitUntilListeningAsync(client, server);
         return (server, address);
     }

@@ -270,6 +270,37 @@ public sealed partial class LocalClusterTests
         Assert.Contains("shard 0 of 2", children.Tail("first", 40));
     }
 
+    [Fact]
+    public async Task OverTlsAWorkerTrustingTheServersCertificateTrainsAndOneThatDoesNotIsRefusedInOneLine()
+    {
+        using var scratch = new ScratchDirectory();
+        Directory.CreateDirectory(scratch.File("logs"));
+        var (certificate, key) = TestCertificates.WriteSelfSigned(scratch, "server");
+        using var children = new ChildProcesses(scratch.File("logs"));
+        var (server, address) = await StartServerAsync(children, "server", ["--workers", "1", "--model", "mlp", "--epochs", "1", "--data", "embedded", "--tls-cert", certificate, "--tls-key", key], tlsAuthority: certificate);
+        Assert.StartsWith("https://", address);
+
+        var untrusting = children.Start("untrusting", ["worker", "--server", address]);
+        Assert.True(untrusting.WaitForExit(TimeSpan.FromSeconds(30)), "a worker that does not trust the server still runs after 30 s");
+        untrusting.WaitForExit();
+        Assert.Equal(1, untrusting.ExitCode);
+        Assert.Contains($"the parameter server at {address} is not trusted over TLS (", children.Tail("untrusting", 20));
+        Assert.Contains("give --tls-ca", children.Tail("untrusting", 20));
+
+        var (statusCode, statusOutput, statusError) = CliRunner.Run("status", "--server", address, "--tls-ca", certificate);
+        Assert.True(statusCode == 0, statusError);
+        Assert.Contains("so far:", statusOutput);
+
+        var worker = children.Start("worker", ["worker", "--server", address, "--tls-ca", certificate]);
+        Assert.True(worker.WaitForExit(TimeSpan.FromMinutes(2)) && server.WaitForExit(TimeSpan.FromSeconds(30)), "the run over TLS did not finish");
+        worker.WaitForExit();
+        server.WaitForExit();
+        Assert.Equal((0, 0), (worker.ExitCode, server.ExitCode));
+        string log = children.Tail("server", 40);
+        Assert.Contains("TLS with server's certificate", log);
+        Assert.Matches(@"epoch 1: .*test accuracy (7[5-9]|[89]\d)\.\d\d %", log);
+    }
+
     /// <summary>
     /// Runs <c>local</c> with two sync workers on loopback for <paramref name="training"/> (worker i
     /// slowed by <paramref name="slowWorkers"/>[i] ms), within 3 minutes: its result and what it printed.

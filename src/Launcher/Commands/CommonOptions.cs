@@ -37,10 +37,16 @@ internal static class CommonOptions
         string address = parse.GetValue(server)!;
         if (!Uri.TryCreate(address, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
         {
-            throw new InvalidOptionException($"--server '{address}' is not an address: use http://HOST:PORT");
+            throw new InvalidOptionException($"--server '{address}' is not an address: use http://HOST:PORT, or https://HOST:PORT for a server with --tls-cert");
         }
         return address;
     }
+
+    /// <summary><c>--tls-ca</c> of a command that calls a server over https.</summary>
+    public static Option<string?> ClientTlsAuthority() => new("--tls-ca")
+    {
+        Description = "PEM certificate the https server's must chain to: a private authority's, or a self-signed server's own (default: the machine's authorities)",
+    };
 
     /// <summary><c>--token-file</c> of a command that calls a server with a cluster token.</summary>
     public static Option<string?> ClientTokenFile() => new("--token-file")

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Security.Cryptography.X509Certificates;
 using Cluster.Data;
 using Cluster.ParameterServer;
 using Cluster.Training;
@@ -17,17 +18,25 @@ internal static class ServerCommand
         var host = new Option<string>("--host") { Description = "address to bind: 0.0.0.0 for other machines, 127.0.0.1 for this one", DefaultValueFactory = _ => "0.0.0.0" };
         var threads = new Option<int>("--threads") { Description = "threads for the server's test evaluations", DefaultValueFactory = _ => 1 };
         var tokenFile = new Option<string?>("--token-file") { Description = $"file whose first line is the cluster token every call must carry (default: ${Wire.ClusterToken.EnvironmentVariable}, else none)" };
-        var command = new Command("server", "run the parameter server of a cluster") { port, host, threads, tokenFile };
+        var tlsCertificate = new Option<string?>("--tls-cert") { Description = "PEM certificate (chain) to serve gRPC over TLS with; workers then use https://" };
+        var tlsKey = new Option<string?>("--tls-key") { Description = "PEM private key of --tls-cert" };
+        var command = new Command("server", "run the parameter server of a cluster") { port, host, threads, tokenFile, tlsCertificate, tlsKey };
         flags.AddTo(command);
         command.SetAction(async (parse, cancel) =>
         {
             var options = flags.Bind(parse) with { Port = parse.GetValue(port), Host = parse.GetValue(host)!, EvaluationThreads = Math.Max(1, parse.GetValue(threads)) };
-            return await RunAsync(options, Wire.ClusterToken.Resolve(parse.GetValue(tokenFile)), output, cancel).ConfigureAwait(false);
+            using var certificate = (parse.GetValue(tlsCertificate), parse.GetValue(tlsKey)) switch
+            {
+                (null, null) => null,
+                (string certificateFile, string keyFile) => Wire.ClusterTls.LoadServerCertificate(certificateFile, keyFile),
+                _ => throw new InvalidOptionException("--tls-cert and --tls-key go together: give both, or neither to serve without TLS"),
+            };
+            return await RunAsync(options, Wire.ClusterToken.Resolve(parse.GetValue(tokenFile)), output, cancel, certificate).ConfigureAwait(false);
         });
         return command;
     }
 
-    public static async Task<int> RunAsync(ServerOptions options, string? token, TextWriter output, CancellationToken cancel)
+    public static async Task<int> RunAsync(ServerOptions options, string? token, TextWriter output, CancellationToken cancel, X509Certificate2? certificate = null)
     {
         options.Validate();
         if (!System.Net.IPAddress.TryParse(options.Host, out _))
@@ -47,7 +56,7 @@ internal static class ServerCommand
                 o.TimestampFormat = "HH:mm:ss ";
             })
             .AddFilter("Microsoft", LogLevel.Warning)
-            .AddFilter("Grpc", LogLevel.Warning), token);
+            .AddFilter("Grpc", LogLevel.Warning), token, certificate);
         try
         {
             await app.StartAsync(cancel).ConfigureAwait(false);
@@ -65,15 +74,21 @@ internal static class ServerCommand
             + (run.StartEpoch > 0 ? $", resuming {options.Training.Resume} after epoch {run.StartEpoch}" : "")
             + (run.EffectivePushLanes > 1 ? $", {run.EffectivePushLanes} push lanes" : "")
             + (token is null ? "" : ", cluster token required")
+            + (certificate is null ? "" : $", TLS with {certificate.GetNameInfo(X509NameType.SimpleName, forIssuer: false)}'s certificate")
             + (ParameterServerHost.MetricsAddress(app) is string scrape ? $"; metrics for Prometheus at {scrape}" : ""));
         if (options.PushLanes > run.EffectivePushLanes)
         {
             output.WriteLine($"note: --push-lanes {options.PushLanes} applies to sync mode without backup workers or --clip-norm; mode {run.Rule.Name} pushes on 1 lane");
         }
-        if (token is null && !System.Net.IPAddress.IsLoopback(System.Net.IPAddress.Parse(options.Host)))
+        bool reachableFromOutside = !System.Net.IPAddress.IsLoopback(System.Net.IPAddress.Parse(options.Host));
+        if (token is null && reachableFromOutside)
         {
             output.WriteLine($"warning: no cluster token: anyone who reaches port {options.Port} can join, push gradients and read the weights; "
                 + $"set {Wire.ClusterToken.EnvironmentVariable} or --token-file on the server and every worker");
+        }
+        if (certificate is null && reachableFromOutside)
+        {
+            output.WriteLine("note: no TLS: weights, gradients and the cluster token cross the network in the clear; give --tls-cert and --tls-key to encrypt them");
         }
         bool stopped = false;
         try

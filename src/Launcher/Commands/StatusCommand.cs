@@ -23,11 +23,13 @@ internal static class StatusCommand
         var server = CommonOptions.Server();
         var watch = new Option<bool>("--watch") { Description = "follow the run, refreshing twice a second, until it ends" };
         var tokenFile = CommonOptions.ClientTokenFile();
-        var command = new Command("status", "show what a running parameter server records") { server, watch, tokenFile };
+        var tlsAuthority = CommonOptions.ClientTlsAuthority();
+        var command = new Command("status", "show what a running parameter server records") { server, watch, tokenFile, tlsAuthority };
         command.SetAction(async (parse, cancel) =>
         {
             string address = CommonOptions.ServerAddress(parse, server);
-            using var client = new ParameterClient(address, token: ClusterToken.Resolve(parse.GetValue(tokenFile)));
+            using var authority = parse.GetValue(tlsAuthority) is string caFile ? ClusterTls.LoadAuthority(caFile) : null;
+            using var client = new ParameterClient(address, token: ClusterToken.Resolve(parse.GetValue(tokenFile)), authority: authority);
             try
             {
                 return parse.GetValue(watch) ? await WatchAsync(client, address, output, error, cancel).ConfigureAwait(false) : await ShowAsync(client, output, cancel).ConfigureAwait(false);

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Cluster.Training;
+using Cluster.Wire;
 using Cluster.Worker;
 
 namespace Cluster.Launcher.Commands;
@@ -17,7 +18,8 @@ internal static class WorkerCommand
         var slowdown = new Option<double>("--slowdown-ms") { Description = "extra wait per step, to emulate a slow machine" };
         var connectTimeout = new Option<double>("--connect-timeout") { Description = "seconds to keep retrying an unreachable or full server, at the start and when it went away mid-run (a server started again with --resume takes its workers back)", DefaultValueFactory = _ => new WorkerOptions().ConnectTimeoutSeconds };
         var tokenFile = CommonOptions.ClientTokenFile();
-        var command = new Command("worker", "run one worker of a cluster") { server, name, rank, threads, slowdown, connectTimeout, tokenFile };
+        var tlsAuthority = CommonOptions.ClientTlsAuthority();
+        var command = new Command("worker", "run one worker of a cluster") { server, name, rank, threads, slowdown, connectTimeout, tokenFile, tlsAuthority };
         command.SetAction(async (parse, cancel) =>
         {
             string address = CommonOptions.ServerAddress(parse, server);
@@ -36,9 +38,15 @@ internal static class WorkerCommand
                 [nameof(WorkerOptions.SlowdownMs)] = parse.GetValue(slowdown).ToString(CultureInfo.InvariantCulture),
                 [nameof(WorkerOptions.ConnectTimeoutSeconds)] = parse.GetValue(connectTimeout).ToString(CultureInfo.InvariantCulture),
             };
-            if (Wire.ClusterToken.Resolve(parse.GetValue(tokenFile)) is string token)
+            if (ClusterToken.Resolve(parse.GetValue(tokenFile)) is string token)
             {
                 overrides[nameof(WorkerOptions.Token)] = token;
+            }
+            if (parse.GetValue(tlsAuthority) is string caFile)
+            {
+                // Read here so that a bad file is one line and exit 2, before the worker starts.
+                ClusterTls.LoadAuthority(caFile).Dispose();
+                overrides[nameof(WorkerOptions.TlsAuthority)] = caFile;
             }
             if (parse.GetValue(rank) is int r)
             {
