@@ -69,6 +69,8 @@ public sealed partial class ParameterServerService(TrainingCoordinator run, ILog
                 PushLanes = run.EffectivePushLanes,
                 StartEpoch = run.StartEpoch,
                 ValidationFraction = t.EffectiveValidationFraction ?? 0,
+                DataFingerprint = run.DataFingerprint,
+                DataSource = run.DataSource,
             },
         });
     }
@@ -287,10 +289,12 @@ public sealed partial class ParameterServerService(TrainingCoordinator run, ILog
             worker.Active = false;
             run.Rule.WorkerLeft(worker.Id);
             logger.LogInformation("worker {Id} left ({Active} active)", worker.Id, run.Membership.ActiveCount);
-            if (run.Membership.ActiveCount == 0 && run.Membership.AllJoined.IsCompleted && !run.Rule.Finished)
+            // NOTE: a worker that leaves before the first step gives its place back (it found it
+            // cannot take part: this machine lacks the server's data); the run waits for another,
+            // as it waited before anyone joined. Workers that die are dropped for silence and end it.
+            if (run.Store.Version > 0)
             {
-                logger.LogWarning("every worker has left: ending the run");
-                run.Stop();
+                run.EndIfEveryWorkerHasGone();
             }
         }
         return Task.FromResult(new LeaveReply());

@@ -45,6 +45,12 @@ public sealed partial class TrainingCoordinator : IDisposable
     private double _epochLossSum;
     private long _epochSamples;
 
+    /// <summary>The fingerprint of the data this server was given (<see cref="FashionMnist.Fingerprint"/>), which every worker's must match.</summary>
+    public string DataFingerprint { get; }
+
+    /// <summary>Where the server's data came from, for the workers' messages.</summary>
+    public string DataSource { get; }
+
     /// <summary>Builds the run from validated options and the data every worker will also read.</summary>
     /// <remarks>With a <paramref name="meter"/>, the run is also published as metrics (<see cref="ServerMetrics"/>).</remarks>
     public TrainingCoordinator(ServerOptions options, FashionMnist data, ILogger logger, System.Diagnostics.Metrics.Meter? meter = null)
@@ -95,6 +101,8 @@ public sealed partial class TrainingCoordinator : IDisposable
             _best!.Adopt(kept);
         }
         _normalization = data.Normalization;
+        DataFingerprint = data.Fingerprint;
+        DataSource = data.Source;
         TrainCount = _train.Count;
         _samplesPerEpoch = _train.Count;
         if (meter is not null)
@@ -239,12 +247,21 @@ public sealed partial class TrainingCoordinator : IDisposable
                 _logger.LogWarning("worker {Id} ({Name}) silent for {Seconds:F0} s: treated as gone; the run goes on without it", worker.Id, worker.Name, (now - worker.LastSeenMs) / 1000);
             }
         }
-        if (dropped.Count > 0 && Membership.ActiveCount == 0 && Membership.AllJoined.IsCompleted)
+        if (dropped.Count > 0)
         {
-            _logger.LogWarning("every worker is gone: ending the run");
-            Stop();
+            EndIfEveryWorkerHasGone();
         }
         return dropped;
+    }
+
+    /// <summary>Ends the run when every worker has gone (left, or dropped for silence): nobody is left to train it.</summary>
+    public void EndIfEveryWorkerHasGone()
+    {
+        if (Membership.ActiveCount == 0 && Membership.AllJoined.IsCompleted && !Rule.Finished)
+        {
+            _logger.LogWarning("every worker has gone: ending the run");
+            Stop();
+        }
     }
 
     /// <summary>

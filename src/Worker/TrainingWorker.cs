@@ -140,7 +140,12 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
         {
             throw new InvalidDataException($"the server's model has {join.ParameterCount} parameters but its spec builds {model.ParameterCount}");
         }
-        var data = FashionMnist.Load(string.IsNullOrEmpty(settings.Data) ? null : settings.Data);
+        if (LoadServersData(settings) is not FashionMnist data)
+        {
+            // Its place is free for a worker that has the data; exit 2, as for a bad flag.
+            await LeaveAsync(client, join.WorkerId).ConfigureAwait(false);
+            return 2;
+        }
         bool emulated = settings.Compute == "emulated";
         // The trainer's optimizer is never stepped here: the server owns the update.
         var trainer = new Trainer(model, Optimizer.Create(new OptimizerOptions { Name = "sgd" }, model.NamedParameters), settings.Batch);
@@ -259,14 +264,7 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
             await heartbeats.CancelAsync().ConfigureAwait(false);
             await heartbeat.ConfigureAwait(false);
             await SendHeartbeatAsync(client, join.WorkerId).ConfigureAwait(false);
-            try
-            {
-                await client.Client.LeaveAsync(new LeaveRequest { WorkerId = join.WorkerId }, deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (RpcException)
-            {
-                // The server may already be gone at the end of a run.
-            }
+            await LeaveAsync(client, join.WorkerId).ConfigureAwait(false);
         }
         var split = _clock.Snapshot();
         logger.LogInformation("worker {Id} done: {Steps} steps, compute {Compute:F0} ms, push {Push:F0} ms, pull {Pull:F0} ms, waiting {Wait:F0} ms",
@@ -388,6 +386,45 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
                 delay = TimeSpan.FromMilliseconds(Math.Min(5000, delay.TotalMilliseconds * 2));
             }
         }
+    }
+
+    private static async Task LeaveAsync(ParameterClient client, int worker)
+    {
+        try
+        {
+            await client.Client.LeaveAsync(new LeaveRequest { WorkerId = worker }, deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (RpcException)
+        {
+            // The server may already be gone at the end of a run.
+        }
+    }
+
+    /// <summary>
+    /// The data the server trains on, as this machine holds it (<c>--data</c>, else where the
+    /// server reads it), or null, said in one line, when it cannot be read or is not the server's.
+    /// </summary>
+    private FashionMnist? LoadServersData(TrainingSettings settings)
+    {
+        string? path = _options.Data ?? (string.IsNullOrEmpty(settings.Data) ? null : settings.Data);
+        const string Remedy = "give this worker --data DIR where this machine keeps the server's files";
+        FashionMnist data;
+        try
+        {
+            data = FashionMnist.Load(path);
+        }
+        catch (DataFormatException e)
+        {
+            logger.LogError("cannot read the server's data here: {Message} The server trains on {Source}: {Remedy}", e.Message, settings.DataSource, Remedy);
+            return null;
+        }
+        if (settings.DataFingerprint.Length > 0 && data.Fingerprint != settings.DataFingerprint)
+        {
+            logger.LogError("this machine's data is not the server's: {Mine} (fingerprint {MyPrint}) against the server's {Theirs} ({TheirPrint}); {Remedy}",
+                data.Source, data.Fingerprint, settings.DataSource, settings.DataFingerprint, Remedy);
+            return null;
+        }
+        return data;
     }
 
     /// <summary>Whether an http:// call failed because the other end broke off the HTTP/2 handshake, as a TLS server does.</summary>

@@ -12,6 +12,9 @@ public sealed class WorkerOptions
     /// <summary>A PEM certificate the server's must chain to over https (a private authority's, or a self-signed server's own); null trusts the machine's authorities. Default null.</summary>
     public string? TlsAuthority { get; set; }
 
+    /// <summary>Where this machine keeps the server's data (a directory of the IDX files, or "embedded"); null reads it where the server does. Default null.</summary>
+    public string? Data { get; set; }
+
     /// <summary>Name shown in the server's status. Default: host:pid.</summary>
     public string Name { get; set; } = $"{Environment.MachineName}:{Environment.ProcessId}";
 

@@ -119,8 +119,8 @@ public sealed class DeployScriptTests
         return (script.ExitCode, (await output) + (await error));
     }
 
-    /// <summary>The directory holding deploy/local.sh, found upward from the tests' binaries.</summary>
-    private static string RepositoryRoot()
+    /// <summary>The repository's root (the directory holding deploy/local.sh), found upward from the tests' binaries.</summary>
+    internal static string RepositoryRoot()
     {
         for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
         {

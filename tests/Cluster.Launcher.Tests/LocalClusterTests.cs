@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Cluster.Checkpoints;
 using Cluster.Data;
 using Cluster.Launcher.Commands;
@@ -298,6 +299,48 @@ public sealed partial class LocalClusterTests
         Assert.Equal((0, 0), (worker.ExitCode, server.ExitCode));
         string log = children.Tail("server", 40);
         Assert.Contains("TLS with server's certificate", log);
+        Assert.Matches(@"epoch 1: .*test accuracy (7[5-9]|[89]\d)\.\d\d %", log);
+    }
+
+    [Fact]
+    public async Task AWorkerWhoseDataIsNotTheServersRefusesInOneLineAndLeavesItsPlaceToOneWhoseIs()
+    {
+        using var scratch = new ScratchDirectory();
+        Directory.CreateDirectory(scratch.File("logs"));
+        // The embedded subset's own files, elsewhere on "this machine": the same arrays, so the same data.
+        string subset = Path.Combine(DeployScriptTests.RepositoryRoot(), "data", "fashion-mnist-subset");
+        string same = Directory.CreateDirectory(scratch.File("same")).FullName;
+        string other = Directory.CreateDirectory(scratch.File("other")).FullName;
+        foreach (string file in Directory.GetFiles(subset, "*.gz"))
+        {
+            File.Copy(file, Path.Combine(same, Path.GetFileName(file)));
+            File.Copy(file, Path.Combine(other, Path.GetFileName(file)));
+        }
+        // And a copy with one training label changed (the uncompressed file is read before the .gz).
+        using (var gzip = new System.IO.Compression.GZipStream(File.OpenRead(Path.Combine(subset, "train-labels-idx1-ubyte.gz")), System.IO.Compression.CompressionMode.Decompress))
+        using (var labels = new MemoryStream())
+        {
+            gzip.CopyTo(labels);
+            byte[] bytes = labels.ToArray();
+            bytes[8] = (byte)((bytes[8] + 1) % 10);
+            File.WriteAllBytes(Path.Combine(other, "train-labels-idx1-ubyte"), bytes);
+        }
+        using var children = new ChildProcesses(scratch.File("logs"));
+        var (server, address) = await StartServerAsync(children, "server", ["--workers", "1", "--model", "mlp", "--epochs", "1", "--data", "embedded"]);
+
+        var misled = children.Start("misled", ["worker", "--server", address, "--data", other]);
+        Assert.True(misled.WaitForExit(TimeSpan.FromSeconds(30)), "a worker with other data still runs after 30 s");
+        misled.WaitForExit();
+        Assert.Equal(2, misled.ExitCode);
+        Assert.Matches($"this machine's data is not the server's: {Regex.Escape(other)} \\(10,000 train / 2,000 test\\) \\(fingerprint [0-9a-f]{{16}}\\) against the server's embedded subset .*give this worker --data DIR", children.Tail("misled", 20));
+
+        var worker = children.Start("worker", ["worker", "--server", address, "--data", same]);
+        Assert.True(worker.WaitForExit(TimeSpan.FromMinutes(2)) && server.WaitForExit(TimeSpan.FromSeconds(30)), "the run did not finish after the worker with other data left");
+        worker.WaitForExit();
+        server.WaitForExit();
+        Assert.Equal((0, 0), (worker.ExitCode, server.ExitCode));
+        string log = children.Tail("server", 40);
+        Assert.Contains("in the place of worker 0, which left", log);
         Assert.Matches(@"epoch 1: .*test accuracy (7[5-9]|[89]\d)\.\d\d %", log);
     }
 

@@ -14,12 +14,13 @@ internal static class WorkerCommand
         var server = CommonOptions.Server();
         var name = new Option<string?>("--name") { Description = "name shown in the server's status (default host:pid)" };
         var rank = new Option<int?>("--rank") { Description = "the rank to take, 0 to N-1 (which shard this worker reads, the same from run to run; default the lowest free)" };
+        var data = new Option<string?>("--data") { Description = "where this machine keeps the server's data: a directory of the Fashion-MNIST IDX files, or 'embedded' (default: where the server reads it)" };
         var threads = new Option<int>("--threads") { Description = "compute threads (default: the server's --worker-threads)" };
         var slowdown = new Option<double>("--slowdown-ms") { Description = "extra wait per step, to emulate a slow machine" };
         var connectTimeout = new Option<double>("--connect-timeout") { Description = "seconds to keep retrying an unreachable or full server, at the start and when it went away mid-run (a server started again with --resume takes its workers back)", DefaultValueFactory = _ => new WorkerOptions().ConnectTimeoutSeconds };
         var tokenFile = CommonOptions.ClientTokenFile();
         var tlsAuthority = CommonOptions.ClientTlsAuthority();
-        var command = new Command("worker", "run one worker of a cluster") { server, name, rank, threads, slowdown, connectTimeout, tokenFile, tlsAuthority };
+        var command = new Command("worker", "run one worker of a cluster") { server, name, rank, data, threads, slowdown, connectTimeout, tokenFile, tlsAuthority };
         command.SetAction(async (parse, cancel) =>
         {
             string address = CommonOptions.ServerAddress(parse, server);
@@ -47,6 +48,10 @@ internal static class WorkerCommand
                 // Read here so that a bad file is one line and exit 2, before the worker starts.
                 ClusterTls.LoadAuthority(caFile).Dispose();
                 overrides[nameof(WorkerOptions.TlsAuthority)] = caFile;
+            }
+            if (parse.GetValue(data) is string d)
+            {
+                overrides[nameof(WorkerOptions.Data)] = d;
             }
             if (parse.GetValue(rank) is int r)
             {

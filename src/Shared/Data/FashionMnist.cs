@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Security.Cryptography;
 
 namespace Cluster.Data;
 
@@ -31,12 +32,13 @@ public sealed class FashionMnist
         "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
     ];
 
-    private FashionMnist(Dataset train, Dataset test, Normalization normalization, string source)
+    private FashionMnist(Dataset train, Dataset test, Normalization normalization, string source, string fingerprint)
     {
         Train = train;
         Test = test;
         Normalization = normalization;
         Source = source;
+        Fingerprint = fingerprint;
     }
 
     /// <summary>The training split, normalised.</summary>
@@ -47,6 +49,14 @@ public sealed class FashionMnist
 
     /// <summary>The training-split statistics applied to both splits.</summary>
     public Normalization Normalization { get; }
+
+    /// <summary>
+    /// What the data is, whatever file it came from: 16 hex digits of the SHA-256 of the four
+    /// arrays as read (shapes and raw bytes, before normalisation). Workers compare theirs with the
+    /// server's, so that a machine holding other files (or none, and so the embedded subset) does
+    /// not train on them unnoticed.
+    /// </summary>
+    public string Fingerprint { get; }
 
     /// <summary>Where the data came from, for logs: "DIRECTORY (N train / M test)" or "embedded subset (N train / M test)".</summary>
     public string Source { get; }
@@ -155,7 +165,23 @@ public sealed class FashionMnist
         float[] table = NormalizationTable(normalization);
         var train = new Dataset(Normalize(trainImages.Data, table), arrays[1].Data, 1, height, width, ClassNames.Length);
         var test = new Dataset(Normalize(testImages.Data, table), arrays[3].Data, 1, height, width, ClassNames.Length);
-        return new FashionMnist(train, test, normalization, describeSource(train.Count, test.Count));
+        return new FashionMnist(train, test, normalization, describeSource(train.Count, test.Count), FingerprintOf(arrays));
+    }
+
+    private static string FingerprintOf(IdxArray[] arrays)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        Span<byte> dimension = stackalloc byte[sizeof(int)];
+        foreach (var array in arrays)
+        {
+            foreach (int d in array.Dimensions)
+            {
+                System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(dimension, d);
+                hash.AppendData(dimension);
+            }
+            hash.AppendData(array.Data);
+        }
+        return Convert.ToHexStringLower(hash.GetHashAndReset().AsSpan(0, 8));
     }
 
     private static void CheckPair(IdxArray images, IdxArray labels, string imagesSource, string labelsSource)

@@ -182,6 +182,26 @@ public sealed class FashionMnistTests : IDisposable
     }
 
     [Fact]
+    public void The_fingerprint_names_the_arrays_not_the_files_they_came_from()
+    {
+        WriteSet(_directory, 20, 10, i => (byte)(i * 7), i => (byte)(i * 3));
+        string plain = FashionMnist.LoadDirectory(_directory.Path).Fingerprint;
+        WriteSet(_directory, 20, 10, i => (byte)(i * 7), i => (byte)(i * 3), gzip: [true, true, true, true]);
+        string gzipped = FashionMnist.LoadDirectory(_directory.Path).Fingerprint;
+        WriteSet(_directory, 20, 10, i => (byte)(i * 7), i => (byte)(i == 9 ? 4 : i * 3));
+        string onePixelAway = FashionMnist.LoadDirectory(_directory.Path).Fingerprint;
+        WriteSet(_directory, 20, 11, i => (byte)(i * 7), i => (byte)(i * 3));
+        string oneImageMore = FashionMnist.LoadDirectory(_directory.Path).Fingerprint;
+
+        Assert.Matches("^[0-9a-f]{16}$", plain);
+        Assert.Equal(plain, gzipped);
+        Assert.NotEqual(plain, onePixelAway);
+        Assert.NotEqual(plain, oneImageMore);
+        Assert.Equal(Embedded.Value.Fingerprint, FashionMnist.LoadEmbedded().Fingerprint);
+        Assert.NotEqual(plain, Embedded.Value.Fingerprint);
+    }
+
+    [Fact]
     public void Class_names_follow_the_label_order()
     {
         Assert.Equal(10, FashionMnist.ClassNames.Length);
