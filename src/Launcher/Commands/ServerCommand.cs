@@ -81,6 +81,13 @@ internal static class ServerCommand
             output.WriteLine($"note: --push-lanes {options.PushLanes} applies to sync mode without backup workers or --clip-norm; mode {run.Rule.Name} pushes on 1 lane");
         }
         bool reachableFromOutside = !System.Net.IPAddress.IsLoopback(System.Net.IPAddress.Parse(options.Host));
+        if (reachableFromOutside)
+        {
+            // NOTE: the listening address is 0.0.0.0 when bound to every interface: name the machine instead.
+            int boundPort = new Uri(ParameterServerHost.ListeningAddress(app)).Port;
+            output.WriteLine($"workers join with: cluster worker --server {(certificate is null ? "http" : "https")}://{System.Net.Dns.GetHostName()}:{boundPort}"
+                + (certificate is null ? "" : " --tls-ca CERT.pem"));
+        }
         if (token is null && reachableFromOutside)
         {
             output.WriteLine($"warning: no cluster token: anyone who reaches port {options.Port} can join, push gradients and read the weights; "
