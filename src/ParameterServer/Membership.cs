@@ -87,9 +87,12 @@ public sealed class Membership(int expected)
     /// once every rank is taken, in the place of the one that left (the one it asked for, or the
     /// first that left and has not been replaced yet). A rank out of range, or taken while the
     /// cluster is still filling, is refused; a full cluster with no place free for it is refused
-    /// with <see cref="StatusCode.ResourceExhausted"/>, which the worker waits out.
+    /// with <see cref="StatusCode.ResourceExhausted"/>, which the worker waits out. A worker the
+    /// server let go that joins again (<paramref name="previous"/>, its rank then, under the same
+    /// name) takes its own place back once the cluster is full, or learns at once, with
+    /// <see cref="StatusCode.FailedPrecondition"/>, that another has taken it.
     /// </summary>
-    public Admission Join(string name, double nowMs, int? rank = null)
+    public Admission Join(string name, double nowMs, int? rank = null, int? previous = null)
     {
         if (rank is int outside && (outside < 0 || outside >= expected))
         {
@@ -98,6 +101,18 @@ public sealed class Membership(int expected)
         lock (_lock)
         {
             bool filling = _joined < expected;
+            if (previous is int former && FindLocked(former) is { } was && was.Name == name && !was.Active)
+            {
+                if (was.Replaced)
+                {
+                    var successor = Records().Last(w => w.Shard == was.Shard);
+                    return Admission.Refused(StatusCode.FailedPrecondition, $"worker {former} ({name}) was let go and worker {successor.Id} ({successor.Name}) has taken its place: the run goes on without it");
+                }
+                if (!filling)
+                {
+                    return Replace(was, name, nowMs);
+                }
+            }
             if (rank is not int asked)
             {
                 if (filling)
@@ -133,11 +148,14 @@ public sealed class Membership(int expected)
     {
         lock (_lock)
         {
-            return id < 0 ? null
-                : id < expected ? _places[id]
-                : id - expected < _replacements.Count ? _replacements[id - expected] : null;
+            return FindLocked(id);
         }
     }
+
+    private WorkerRecord? FindLocked(int id) =>
+        id < 0 ? null
+        : id < expected ? _places[id]
+        : id - expected < _replacements.Count ? _replacements[id - expected] : null;
 
     /// <summary>A copy of the list, in rank order.</summary>
     public WorkerRecord[] Snapshot()

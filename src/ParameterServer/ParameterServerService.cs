@@ -28,7 +28,8 @@ public sealed partial class ParameterServerService(TrainingCoordinator run, ILog
         {
             throw Refuse(StatusCode.FailedPrecondition, "the run is over: start a new server to train again");
         }
-        var admission = run.Membership.Join(request.WorkerName, run.Recorder.NowMs, request.HasRank ? request.Rank : null);
+        var admission = run.Membership.Join(request.WorkerName, run.Recorder.NowMs, request.HasRank ? request.Rank : null,
+            request.HasPreviousWorkerId ? request.PreviousWorkerId : null);
         var record = admission.Worker ?? throw Refuse(admission.Refusal, admission.Why);
         if (record.Replaces is int departed)
         {

@@ -28,6 +28,9 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
 
     private readonly WorkerOptions _options = options.Value;
     private readonly TimeSplitClock _clock = new();
+
+    /// <summary>The rank this worker last joined under, which it names when it joins again.</summary>
+    private int? _joinedAs;
     private readonly X509Certificate2? _authority = options.Value.TlsAuthority is string file ? ClusterTls.LoadAuthority(file) : null;
 
     /// <inheritdoc/>
@@ -48,8 +51,8 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
                 }
                 catch (RpcException e) when (rejoins > 0 && e.StatusCode == StatusCode.FailedPrecondition)
                 {
-                    // The run ended while this worker was away: its part is done.
-                    logger.LogInformation("the run ended while this worker was away ({Detail})", e.Status.Detail);
+                    // The run ended, or another worker took this one's place, while it was away: its part is done.
+                    logger.LogInformation("not joining again: {Detail}", e.Status.Detail);
                     outcome.ExitCode = 0;
                     break;
                 }
@@ -131,6 +134,7 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
         {
             return 1;
         }
+        _joinedAs = join.WorkerId;
         var settings = join.Settings;
         int threads = _options.Threads > 0 ? _options.Threads : Math.Max(1, settings.Threads);
         using var team = new ThreadTeam(threads);
@@ -345,6 +349,10 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
     private JoinRequest MakeJoinRequest()
     {
         var request = new JoinRequest { WorkerName = _options.Name };
+        if (_joinedAs is int previous)
+        {
+            request.PreviousWorkerId = previous;
+        }
         if (_options.Rank is int rank)
         {
             request.Rank = rank;

@@ -163,6 +163,49 @@ public sealed partial class LocalClusterTests
     }
 
     [Fact]
+    public async Task AWorkerLetGoWhosePlaceAnotherTookLearnsSoWhenItComesBackAndExits()
+    {
+        using var scratch = new ScratchDirectory();
+        Directory.CreateDirectory(scratch.File("logs"));
+        using var children = new ChildProcesses(scratch.File("logs"), new Dictionary<string, string>());
+        var (server, address) = await StartServerAsync(children, "server", ["--workers", "2", "--model", "mlp", "--epochs", "30", "--data", "embedded", "--worker-timeout", "2"]);
+        var steady = children.Start("steady", ["worker", "--server", address, "--name", "steady", "--rank", "0"]);
+        var paused = children.Start("paused", ["worker", "--server", address, "--name", "paused", "--rank", "1"]);
+        var clock = Stopwatch.StartNew();
+        while (!children.Tail("server", 40).Contains("epoch 1:", StringComparison.Ordinal) && clock.Elapsed < TimeSpan.FromSeconds(90) && !server.HasExited)
+        {
+            await Task.Delay(100);
+        }
+
+        // Paused until the server has let it go, and a newcomer has taken its place; then it wakes.
+        Assert.Equal(0, Kill(paused.Id, 19));
+        clock.Restart();
+        while (!children.Tail("server", 40).Contains("(paused) silent for", StringComparison.Ordinal) && clock.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            await Task.Delay(100);
+        }
+        var newcomer = children.Start("newcomer", ["worker", "--server", address, "--name", "newcomer"]);
+        clock.Restart();
+        while (!children.Tail("server", 40).Contains("worker 2 joined: newcomer, in the place of worker 1", StringComparison.Ordinal) && clock.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            await Task.Delay(100);
+        }
+        Assert.Equal(0, Kill(paused.Id, 18));
+
+        // It is told at once (not after --connect-timeout) and exits 0: the run goes on without it.
+        Assert.True(paused.WaitForExit(TimeSpan.FromSeconds(30)), "the worker whose place was taken still runs 30 s after waking");
+        paused.WaitForExit();
+        Assert.Equal(0, paused.ExitCode);
+        Assert.Contains("not joining again: worker 1 (paused) was let go and worker 2 (newcomer) has taken its place", children.Tail("paused", 20));
+        foreach (var process in new[] { server, steady, newcomer })
+        {
+            Assert.True(process.WaitForExit(TimeSpan.FromMinutes(2)), "the run did not end with the newcomer");
+            process.WaitForExit();
+        }
+        Assert.Equal((0, 0, 0), (server.ExitCode, steady.ExitCode, newcomer.ExitCode));
+    }
+
+    [Fact]
     public async Task LocalStartsAServerThatDiesAgainFromItsCheckpointAndTheRunEndsAsIfNothingHappened()
     {
         using var scratch = new ScratchDirectory();

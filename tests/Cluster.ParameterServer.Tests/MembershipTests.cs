@@ -97,4 +97,29 @@ public sealed class MembershipTests
         Assert.Same(third, members.Find(4));
         Assert.Equal(["w0", "w1", "w2", "w1 again", "w1 third"], members.Snapshot().Select(w => w.Name));
     }
+
+    [Fact]
+    public void AWorkerLetGoTakesItsOwnPlaceBackOrLearnsAtOnceThatAnotherHasIt()
+    {
+        var members = new Membership(2);
+        var a = members.Join("a", 0).Worker!;
+        var b = members.Join("b", 0).Worker!;
+        a.Active = false;
+        b.Active = false;
+
+        // b comes back first: its own place, not a's, though a left first.
+        var bAgain = members.Join("b", 0, previous: b.Id).Worker!;
+        Assert.Equal((2, 1, 1), (bAgain.Id, bAgain.Shard, bAgain.Replaces));
+
+        // a's place is taken by a newcomer; a, coming back, is told so and by whom.
+        var newcomer = members.Join("c", 0).Worker!;
+        Assert.Equal((3, 0), (newcomer.Id, newcomer.Shard));
+        var late = members.Join("a", 0, previous: a.Id);
+        Assert.Equal(StatusCode.FailedPrecondition, late.Refusal);
+        Assert.Equal("worker 0 (a) was let go and worker 3 (c) has taken its place: the run goes on without it", late.Why);
+
+        // A name that is not the one the rank had does not pass for it.
+        var impostor = members.Join("not a", 0, previous: a.Id);
+        Assert.Equal(StatusCode.ResourceExhausted, impostor.Refusal);
+    }
 }
