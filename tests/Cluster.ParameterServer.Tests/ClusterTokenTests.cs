@@ -1,5 +1,4 @@
 using Cluster.Data;
-using Cluster.Training;
 using Cluster.Wire;
 using Cluster.Worker;
 using Grpc.Core;
@@ -21,15 +20,7 @@ public sealed class ClusterTokenTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var options = new ServerOptions
-        {
-            Training = new TrainingOptions { Model = "mlp", Data = "embedded", Epochs = 1 },
-            Workers = 1,
-            Mode = "async",
-            Host = "127.0.0.1",
-            Port = 0,
-            WorkerTimeoutSeconds = 600,
-        };
+        var options = LoopbackServer.Options(workers: 1, mode: "async");
         options.Validate();
         _app = ParameterServerHost.Build(options, FashionMnist.LoadEmbedded(), token: Token);
         await _app.StartAsync();

@@ -1,5 +1,4 @@
 using Cluster.Data;
-using Cluster.Training;
 using Cluster.Wire;
 using Cluster.Worker;
 using Google.Protobuf;
@@ -25,17 +24,7 @@ public sealed class ServiceValidationTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var options = new ServerOptions
-        {
-            Training = new TrainingOptions { Model = "mlp", Data = "embedded", Epochs = 1 },
-            Workers = 1,
-            Mode = "async",
-            Host = "127.0.0.1",
-            Port = 0,
-            ChunkFloats = ChunkFloats,
-            // This test's worker sends no heartbeats.
-            WorkerTimeoutSeconds = 600,
-        };
+        var options = LoopbackServer.Options(workers: 1, mode: "async") with { ChunkFloats = ChunkFloats };
         options.Validate();
         _app = ParameterServerHost.Build(options, FashionMnist.LoadEmbedded());
         await _app.StartAsync();

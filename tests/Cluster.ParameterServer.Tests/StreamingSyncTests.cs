@@ -158,15 +158,7 @@ public sealed class StreamingSyncServiceTests
     [Fact]
     public async Task AWorkerLeavingWithAPullStillWaitingIsNotHeldBack()
     {
-        var options = new ServerOptions
-        {
-            Training = new Training.TrainingOptions { Model = "mlp", Data = "embedded", Epochs = 1 },
-            Workers = 1,
-            Mode = "sync",
-            Host = "127.0.0.1",
-            Port = 0,
-            WorkerTimeoutSeconds = 600,
-        };
+        var options = LoopbackServer.Options(workers: 1, mode: "sync");
         options.Validate();
         await using var app = ParameterServerHost.Build(options, Data.FashionMnist.LoadEmbedded());
         await app.StartAsync();

@@ -1,6 +1,5 @@
 using Cluster.Data;
 using Cluster.Tests;
-using Cluster.Training;
 using Cluster.Wire;
 using Cluster.Worker;
 using Grpc.Core;
@@ -21,15 +20,7 @@ public sealed class TlsTests
         using var scratch = new ScratchDirectory();
         var (certificateFile, keyFile) = TestCertificates.WriteSelfSigned(scratch, "server");
         var (otherFile, _) = TestCertificates.WriteSelfSigned(scratch, "other");
-        var options = new ServerOptions
-        {
-            Training = new TrainingOptions { Model = "mlp", Data = "embedded", Epochs = 1 },
-            Workers = 1,
-            Mode = "async",
-            Host = "127.0.0.1",
-            Port = 0,
-            WorkerTimeoutSeconds = 600,
-        };
+        var options = LoopbackServer.Options(workers: 1, mode: "async");
         options.Validate();
         using var certificate = ClusterTls.LoadServerCertificate(certificateFile, keyFile);
         await using var app = ParameterServerHost.Build(options, FashionMnist.LoadEmbedded(), certificate: certificate);
