@@ -436,21 +436,9 @@ public sealed class TrainingWorker(IOptions<WorkerOptions> options, WorkerOutcom
     }
 
     /// <summary>Whether an http:// call failed because the other end broke off the HTTP/2 handshake, as a TLS server does.</summary>
-    private bool SpeaksTlsToPlainHttp(RpcException e)
-    {
-        if (!_options.Server.StartsWith("http://", StringComparison.OrdinalIgnoreCase))
-        {
-            return false;
-        }
-        for (var inner = e.Status.DebugException; inner is not null; inner = inner.InnerException)
-        {
-            if (inner is HttpRequestException { HttpRequestError: HttpRequestError.InvalidResponse })
-            {
-                return true;
-            }
-        }
-        return false;
-    }
+    private bool SpeaksTlsToPlainHttp(RpcException e) =>
+        _options.Server.StartsWith("http://", StringComparison.OrdinalIgnoreCase)
+        && ClusterTls.Cause<HttpRequestException>(e.Status.DebugException, h => h.HttpRequestError == HttpRequestError.InvalidResponse) is not null;
 
     private async Task HeartbeatLoopAsync(ParameterClient client, int worker, CancellationToken cancel)
     {

@@ -77,13 +77,17 @@ public static class ClusterTls
     }
 
     /// <summary>The TLS handshake's refusal behind a failed call (<paramref name="failure"/>, its debug exception), if that is why it failed.</summary>
-    public static AuthenticationException? HandshakeRefusal(Exception? failure)
+    public static AuthenticationException? HandshakeRefusal(Exception? failure) => Cause<AuthenticationException>(failure);
+
+    /// <summary>The first exception of type <typeparamref name="T"/> (and matching <paramref name="matches"/>, if given) in <paramref name="failure"/>'s chain of inner exceptions.</summary>
+    public static T? Cause<T>(Exception? failure, Func<T, bool>? matches = null)
+        where T : Exception
     {
         for (var inner = failure; inner is not null; inner = inner.InnerException)
         {
-            if (inner is AuthenticationException refused)
+            if (inner is T cause && (matches is null || matches(cause)))
             {
-                return refused;
+                return cause;
             }
         }
         return null;
